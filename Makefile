@@ -1,0 +1,39 @@
+# nascli: `make run` runs the main job on the embedded digits dataset, `make test` runs the tests.
+# Both create .venv and install nascli into it when it is missing.
+
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+RUNS   ?= runs
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint bench clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install nascli (editable) with test and lint tools
+
+run: $(STAMP) ## Main job on digits: search (random baseline), then retrain the best architecture
+	$(BIN)/nas search dataset=digits --run-root $(RUNS)
+	$(BIN)/nas retrain latest --run-root $(RUNS)
+
+test: $(STAMP) ## Run the test suite
+	$(BIN)/pytest -q
+
+lint: $(STAMP) ## Static checks (ruff)
+	$(BIN)/ruff check src tests bench
+
+bench: $(STAMP) ## Benchmarks as ratios against reference implementations -> bench/results.json
+	$(BIN)/python bench/run.py --out bench/results.json
+
+clean: ## Remove build artefacts, caches and run directories
+	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache $(RUNS)
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

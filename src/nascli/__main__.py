@@ -1,0 +1,3 @@
+from nascli.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Command bodies: each takes a validated config and returns data for the CLI to print."""

@@ -1,0 +1,129 @@
+"""`nas retrain ARCH`: train one architecture from scratch; report val and test accuracy."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from nascli.arch import Arch
+from nascli.archfile import CHECKPOINT_FORMAT
+from nascli.data import load_splits
+from nascli.device import resolve, seed_everything
+from nascli.errors import UserError
+from nascli.measure import cost
+from nascli.report import curves_figure
+from nascli.rundir import RunDir
+from nascli.spaces.base import get_space
+from nascli.train import evaluate, fit, make_loader
+
+
+def inherited_overrides(ref: str, overrides: list[str]) -> tuple[list[str], str | None]:
+    """Overrides that retrain an arch from a search run on that run's dataset.
+
+    A user who searched on Fashion-MNIST expects `nas retrain <run>/arch.json` to train on
+    Fashion-MNIST too. Explicit `dataset=` on the command line wins; `dataset.key=` overrides
+    still apply on top.
+    """
+    if any(o.split("=", 1)[0].lstrip("+~") == "dataset" for o in overrides):
+        return [], None
+    path = Path(ref).expanduser()
+    run_dir = path if path.is_dir() else path.parent
+    if path.suffix in (".pt", ".pth", ".ckpt"):
+        run_dir = path.parent.parent
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "manifest.json").is_file():
+        return [], None
+    try:
+        dataset = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml").dataset)
+    except Exception:
+        return [], None
+    inherited = [f"dataset={dataset['name']}"]
+    inherited += [f"dataset.{k}={hydra_value(v)}" for k, v in dataset.items() if k != "name"]
+    return inherited, str(run_dir)
+
+
+def hydra_value(v) -> str:
+    """A Python value written in Hydra's override grammar."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(hydra_value(x) for x in v) + "]"
+    text = str(v).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+@dataclass
+class RetrainOutcome:
+    run: RunDir
+    result: dict
+    history: list[dict]
+
+
+def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: list[str],
+                source: dict | None = None) -> RetrainOutcome:
+    if cfg.space.name != arch.space:
+        raise UserError(f"the architecture is from space '{arch.space}' but space={cfg.space.name} was given; "
+                        f"drop the space override or use space={arch.space}")
+    space = get_space(arch.space, cfg.space)
+    runtime = resolve(cfg.device)
+    generator = seed_everything(int(cfg.seed))
+    splits = load_splits(cfg.dataset).to(runtime.device)
+    train_cfg = cfg.train
+    model = space.build(arch, splits.shape, cfg.space.retrain, auxiliary=train_cfg.auxiliary_weight > 0)
+    costs = cost(model, splits.shape)
+    model = runtime.prepare(model)
+    run = RunDir.create(run_root, "retrain", arch.arch_id, cfg, argv=argv, overrides=overrides,
+                        device=runtime.describe(),
+                        extra={"arch_id": arch.arch_id, "space": arch.space, "dataset": cfg.dataset.name,
+                               "data": splits.sizes(), **costs})
+    epochs = int(cfg.budget.epochs)
+    with run.running():
+        run.write_json("arch.json", arch.to_json(source=source, description=space.describe(arch)))
+        best = {"val_acc": float("-inf"), "epoch": 0}
+        config = OmegaConf.to_container(cfg)
+
+        def checkpoint(record, model, opt, sched) -> dict:
+            return {"format": CHECKPOINT_FORMAT, "kind": "retrain", "epoch": record["epoch"],
+                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "metrics": record, "config": config, "arch": arch.to_json()}
+
+        def on_epoch(record, model, opt, sched):
+            run.log(event="epoch", **record)
+            is_last = record["epoch"] == epochs
+            if record["val_acc"] > best["val_acc"]:
+                best.update(val_acc=record["val_acc"], epoch=record["epoch"])
+                run.save_checkpoint("best.pt", checkpoint(record, model, opt, sched))
+            if is_last or record["epoch"] % max(int(cfg.checkpoint_every), 1) == 0:
+                run.save_checkpoint("last.pt", checkpoint(record, model, opt, sched))
+
+        started = time.perf_counter()
+        history = fit(model, splits, train_cfg, epochs=epochs, batch_size=int(cfg.budget.batch_size),
+                      runtime=runtime, generator=generator, max_batches=cfg.budget.max_batches,
+                      dataset_cfg=cfg.dataset, on_epoch=on_epoch, description=f"retrain {arch.arch_id}")
+        train_seconds = time.perf_counter() - started
+        test_loader = make_loader(splits.test, splits, 256, runtime, train=False)
+        final_test = evaluate(model, test_loader, runtime)
+        best_state = torch.load(run.path / "checkpoints" / "best.pt", map_location=runtime.device, weights_only=True)
+        model.load_state_dict(best_state["model"])
+        best_test = evaluate(model, test_loader, runtime)
+        last = history[-1]
+        result = {
+            "arch_id": arch.arch_id, "space": arch.space, "dataset": cfg.dataset.name, "seed": int(cfg.seed),
+            "epochs": epochs, "val_acc": last["val_acc"], "test_acc": final_test["acc"],
+            "test_loss": final_test["loss"], "val_held_out": not bool(train_cfg.include_val),
+            "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "test_acc_at_best_val": best_test["acc"],
+            **costs, "train_seconds": round(train_seconds, 2), "wall_time_s": None,
+            "network": OmegaConf.to_container(cfg.space.retrain), "data": splits.sizes(),
+        }
+        run.save_plot("curves.png", curves_figure(history, f"retrain {arch.arch_id} on {cfg.dataset.name}"))
+        result["wall_time_s"] = round(run.elapsed(), 2)
+        run.write_json("result.json", result)
+        run.update_manifest(summary={k: result[k] for k in ("val_acc", "test_acc", "params", "flops")})
+    return RetrainOutcome(run, result, history)

@@ -1,0 +1,126 @@
+"""`nas search`: run a strategy and write the search run directory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from nascli.arch import Arch
+from nascli.archfile import CHECKPOINT_FORMAT
+from nascli.benchmark import BenchmarkTable, open_table
+from nascli.data import load_splits
+from nascli.device import resolve, seed_everything
+from nascli.errors import UserError
+from nascli.measure import arch_cost
+from nascli.report import scores_figure
+from nascli.rundir import RunDir
+from nascli.spaces.base import DataShape, SearchSpace, get_space
+from nascli.strategies.base import Candidate, SearchContext, strategy_class
+
+BENCH_PREFIX = "bench_"
+
+
+@dataclass
+class SearchOutcome:
+    run: RunDir
+    ranked: pd.DataFrame
+    best: Arch
+    truth_column: str | None
+    seconds: float
+
+
+def candidates_frame(candidates: list[Candidate], space: SearchSpace, shape: DataShape,
+                     table: BenchmarkTable | None) -> pd.DataFrame:
+    """One row per candidate, in evaluation order, with cost and (if known) true accuracy."""
+    rows, costs = [], {}
+    for i, cand in enumerate(candidates):
+        arch = cand.arch
+        if arch.arch_id not in costs:
+            costs[arch.arch_id] = arch_cost(space, arch, shape)
+        row = {"index": i, "arch_id": arch.arch_id, "score": cand.score, "status": cand.status,
+               **costs[arch.arch_id], "description": space.describe(arch)}
+        row.update(cand.extra)
+        if table is not None:
+            truth = table.truth(space, arch) or {}
+            row.update({BENCH_PREFIX + k: v for k, v in truth.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def rank_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Successful candidates by score, best first (ties broken by arch_id, so it is stable)."""
+    ok = frame[(frame["status"] == "ok") & frame["score"].notna()]
+    ok = ok.drop_duplicates("arch_id").sort_values(["score", "arch_id"], ascending=[False, True], kind="mergesort")
+    ok = ok.reset_index(drop=True)
+    ok.insert(0, "rank", range(1, len(ok) + 1))
+    return ok
+
+
+def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: list[str]) -> SearchOutcome:
+    strategy_cls = strategy_class(cfg.strategy.name)
+    if strategy_cls.spaces is not None and cfg.space.name not in strategy_cls.spaces:
+        raise UserError(f"strategy '{cfg.strategy.name}' searches {', '.join(strategy_cls.spaces)}, "
+                        f"not '{cfg.space.name}'; pick space={strategy_cls.spaces[0]}")
+    space = get_space(cfg.space.name, cfg.space)
+    table = open_table(cfg.benchmark, space)
+    runtime = resolve(cfg.device)
+    generator = seed_everything(int(cfg.seed))
+    splits = load_splits(cfg.dataset).to(runtime.device)
+    run = RunDir.create(run_root, "search", f"{cfg.strategy.name}_{cfg.dataset.name}", cfg, argv=argv,
+                        overrides=overrides, device=runtime.describe(),
+                        extra={"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name,
+                               "data": splits.sizes()})
+    with run.running():
+        ctx = SearchContext(cfg, space, splits, runtime, generator, run)
+        strategy = strategy_cls(cfg.strategy)
+        started = time.perf_counter()
+        candidates = strategy.search(ctx)
+        seconds = time.perf_counter() - started
+        frame = candidates_frame(candidates, space, splits.shape, table)
+        ranked = rank_frame(frame)
+        if ranked.empty:
+            raise RuntimeError("every candidate failed; see metrics.jsonl and archs.csv for the errors")
+        run.save_checkpoint("strategy.pt", {
+            "format": CHECKPOINT_FORMAT, "kind": "strategy", "strategy": cfg.strategy.name,
+            "state": strategy.state_dict(), "config": OmegaConf.to_container(cfg),
+        })
+        best = write_results(run, cfg, space, candidates, frame, ranked)
+        truth_column = BENCH_PREFIX + cfg.benchmark.metric if table is not None else None
+        run.save_plot("scores.png", scores_figure(frame, f"{cfg.strategy.name} on {cfg.dataset.name}", truth_column))
+        summary = {"search_seconds": round(seconds, 2), "candidates": len(frame),
+                   "failed": int((frame["status"] != "ok").sum()), "best_arch_id": best.arch_id,
+                   "best_score": float(ranked.iloc[0]["score"])}
+        if truth_column and truth_column in ranked.columns:
+            summary["best_truth"] = {cfg.benchmark.metric: _float(ranked.iloc[0][truth_column])}
+        run.update_manifest(summary=summary)
+    return SearchOutcome(run, ranked, best, truth_column, seconds)
+
+
+def write_results(run: RunDir, cfg: DictConfig, space: SearchSpace, candidates: list[Candidate],
+                  frame: pd.DataFrame, ranked: pd.DataFrame) -> Arch:
+    run.write_csv("archs.csv", frame)
+    run.write_csv("ranked.csv", ranked)
+    rank_of = dict(zip(ranked["arch_id"], ranked["rank"], strict=True))
+    by_id = {}
+    for cand in candidates:
+        by_id.setdefault(cand.arch.arch_id, cand)
+    for arch_id, cand in by_id.items():
+        run.write_json(f"archs/{arch_id}.json", _arch_doc(run, cfg, space, cand, rank_of.get(arch_id)))
+    best = by_id[ranked.iloc[0]["arch_id"]]
+    run.write_json("arch.json", _arch_doc(run, cfg, space, best, 1))
+    return best.arch
+
+
+def _arch_doc(run: RunDir, cfg: DictConfig, space: SearchSpace, cand: Candidate, rank: int | None) -> dict:
+    source = {"run": str(run.path), "strategy": cfg.strategy.name, "dataset": cfg.dataset.name,
+              "score": _float(cand.score), "rank": int(rank) if rank is not None else None, "status": cand.status}
+    return cand.arch.to_json(source=source, description=space.describe(cand.arch))
+
+
+def _float(v) -> float | None:
+    v = float(v)
+    return None if v != v else v

@@ -1,0 +1,140 @@
+"""Compose a command's config with Hydra's compose API and validate it against schemas.
+
+One function, `compose(command, overrides, config_dir)`, is the only way configs are
+made; the resolved result is what gets saved into every run directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from nascli.errors import UserError
+from nascli.schema import SCHEMAS
+
+GROUPS = ("strategy", "space", "dataset", "device", "budget")
+
+
+def conf_dir() -> Path:
+    """conf/ at the repository root in a checkout; nascli/conf inside an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[1] / "conf", here / "conf"):
+        if (candidate / "search.yaml").is_file():
+            return candidate
+    raise RuntimeError(f"nascli's conf/ directory is missing (looked beside {here})")
+
+
+def compose(command: str, overrides: list[str] | tuple[str, ...] = (), config_dir: str | Path | None = None) -> DictConfig:
+    if command not in SCHEMAS:
+        raise UserError(f"unknown command config '{command}'")
+    overrides = list(overrides)
+    if config_dir is not None:
+        user = Path(config_dir).expanduser().resolve()
+        if not user.is_dir():
+            raise UserError(f"--config-dir {config_dir} is not a directory; pass a folder of config groups")
+        overrides.append(f"hydra.searchpath=[file://{user}]")
+    for o in overrides:
+        _check_override_key(o)
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="nas"):
+            cfg = hydra_compose(config_name=command, overrides=overrides)
+    except MissingConfigException as e:
+        raise UserError(_missing_option(str(e))) from None
+    except HydraException as e:
+        # Hydra sometimes wraps the real message (e.g. an interpolation parse error) as the cause.
+        text = str(e) or str(e.__cause__ or "") or type(e).__name__
+        raise UserError(_hydra_message(text)) from None
+    except OmegaConfBaseException as e:
+        raise UserError(f"bad config: {_first_line(str(e))}") from None
+    return validate(command, cfg)
+
+
+def validate(command: str, cfg: DictConfig) -> DictConfig:
+    """Resolve interpolations, then check every node against its schema."""
+    from nascli.spaces.base import space_class
+    from nascli.strategies.base import strategy_class
+
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as e:
+        raise UserError(f"cannot resolve config: {_first_line(str(e))}") from None
+    # Check `???` before merging into schemas: merging a missing value keeps the schema default.
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise UserError(f"'{missing[0]}' must be set; add {missing[0]}=VALUE to the command line")
+    plain = OmegaConf.to_container(cfg)
+    plugin_nodes = {}
+    for key, resolver in (("strategy", strategy_class), ("space", space_class)):
+        if key in plain:
+            node = plain.pop(key) or {}
+            name = node.get("name") if isinstance(node, dict) else None
+            if not name:
+                raise UserError(f"config group '{key}' has no name; choose one with {key}=NAME")
+            plugin_nodes[key] = _merge(resolver(name).Config, node, key)
+    merged = _merge(SCHEMAS[command], plain, "")
+    for key, node in plugin_nodes.items():
+        OmegaConf.update(merged, key, node, force_add=True)
+    OmegaConf.set_struct(merged, True)
+    return merged
+
+
+def _merge(schema: type, node: dict, prefix: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as e:
+        key = ".".join(k for k in (prefix, getattr(e, "full_key", "") or "") if k)
+        text = _first_line(str(e))
+        if "not in" in text or "Key '" in text:
+            raise UserError(f"unknown config key '{key}'; check its spelling (`--print-config` lists valid keys)") from None
+        raise UserError(f"bad value for '{key}': {text}") from None
+
+
+def _check_override_key(override: str) -> None:
+    """Catch `strategy=` style overrides with an empty value early, with a clear message."""
+    key, sep, value = override.partition("=")
+    if not sep:
+        raise UserError(f"'{override}' is not an override; write key=value (e.g. strategy=random budget.epochs=5)")
+    if key.lstrip("+~") in GROUPS and value == "":
+        raise UserError(f"'{override}' names no {key.lstrip('+~')}; write {key}=NAME")
+
+
+def _missing_option(text: str) -> str:
+    # Hydra: "In 'search': Could not find 'strategy/foo'\n\nAvailable options in 'strategy':\n\ta\n\tb ..."
+    lines = [ln.strip() for ln in text.splitlines()]
+    first = next((ln for ln in lines if "Could not find" in ln), lines[0] if lines else text)
+    missing = first.split("Could not find", 1)[-1].strip().strip("'")
+    group, _, option = missing.partition("/")
+    options = []
+    if "Available options" in text:
+        block = text.split("Available options", 1)[1].splitlines()[1:]
+        for ln in block:
+            if not ln.startswith("\t") or ln.strip().startswith("provider="):
+                break
+            options.append(ln.strip())
+    if option and options:
+        return f"unknown {group} '{option}'; choose one of: {', '.join(options)}"
+    return f"config not found: {missing}; check the name (`nas --help` lists the config groups)"
+
+
+def _hydra_message(text: str) -> str:
+    first = _first_line(text)
+    if first.startswith("Could not override"):
+        key = first.split("'")[1] if "'" in first else first
+        return (f"unknown config key '{key}'; check its spelling (`--print-config` lists valid keys), "
+                f"or append a new key with +{key}=VALUE")
+    if "no viable alternative" in first or "mismatched input" in first or "extraneous input" in first:
+        return f"cannot parse override ({first}); see Hydra's override grammar, e.g. key=value or key=[a,b]"
+    return first
+
+
+def _first_line(text: str) -> str:
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg)

@@ -1,0 +1,75 @@
+"""Device choice, seeding and mixed precision."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nascli.errors import UserError
+
+
+@dataclass
+class DeviceConfig:
+    type: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = False  # bf16 autocast (CUDA only)
+    channels_last: bool = False  # NHWC activations and weights
+    threads: int | None = None  # torch intra-op threads on CPU (default: torch's choice)
+    deterministic: bool = True
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    amp: bool
+    channels_last: bool
+
+    def autocast(self):
+        if self.amp:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def describe(self) -> str:
+        name = str(self.device)
+        if self.device.type == "cuda":
+            name += f" ({torch.cuda.get_device_name(self.device)})"
+        flags = [f for f, on in (("bf16", self.amp), ("channels_last", self.channels_last)) if on]
+        return name + (f" [{', '.join(flags)}]" if flags else "")
+
+
+def resolve(cfg) -> Runtime:
+    kind = str(cfg.type)
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("device=cuda was asked for but no CUDA device is available; use device=cpu or device=auto")
+    if kind != "cpu" and not kind.startswith("cuda"):
+        raise UserError(f"unknown device type '{kind}'; use auto, cpu or cuda")
+    device = torch.device(kind)
+    on_cuda = device.type == "cuda"
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    if on_cuda:
+        torch.backends.cudnn.benchmark = not cfg.deterministic
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    # bf16 autocast is a GPU optimisation (slower on these CPUs). channels_last is honoured
+    # everywhere: on CPU it measured 10-40% faster for fixed DARTS networks (bench/).
+    return Runtime(device, bool(cfg.amp) and on_cuda, bool(cfg.channels_last))
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed every global RNG and return a CPU generator for data order and augmentation."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

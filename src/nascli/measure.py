@@ -1,0 +1,38 @@
+"""Parameter and FLOP counts of a network (FLOPs through torch.utils.flop_counter)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from nascli.spaces.base import DataShape
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters, excluding the auxiliary head (as DARTS and NB201 report them)."""
+    return sum(p.numel() for name, p in model.named_parameters() if "auxiliary" not in name and p.requires_grad)
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, shape: DataShape) -> int:
+    """FLOPs of one forward pass on one image (a multiply-add counts as 2)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.zeros(1, shape.channels, shape.height, shape.width, device=device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x)
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def cost(model: nn.Module, shape: DataShape) -> dict[str, int]:
+    return {"params": count_params(model), "flops": count_flops(model, shape)}
+
+
+def arch_cost(space, arch, shape: DataShape, net=None) -> dict[str, int]:
+    """Params and FLOPs of `arch` built at the space's retrain size (what `nas retrain` trains)."""
+    model = space.build(arch, shape, net if net is not None else space.cfg.retrain)
+    return cost(model, shape)

@@ -1,0 +1,187 @@
+"""Run directories: one per command, self-describing, written atomically.
+
+    <root>/<kind>/<YYYY-mm-dd_HH-MM-SS>_<label>_<4hex>/
+        config.yaml  manifest.json  metrics.jsonl  ...results...  checkpoints/  plots/
+
+manifest.json carries argv, overrides, versions, seed, device, status
+(running | done | failed | interrupted) and wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from nascli import __version__
+from nascli.atomic import save_figure, write_csv, write_json, write_text, write_torch
+from nascli.errors import UserError
+
+RUN_FORMAT = "nascli.run/1"
+KINDS = ("search", "retrain", "rank", "correlate")
+
+
+def versions() -> dict[str, str]:
+    out = {"nascli": __version__, "python": platform.python_version(), "platform": platform.platform()}
+    # Distribution metadata, not imports: importing torchvision alone costs ~2 s.
+    for dist in ("torch", "torchvision", "numpy", "hydra-core", "omegaconf", "typer"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    sha = _git_sha()
+    if sha:
+        out["nascli_git"] = sha
+    return out
+
+
+def _git_sha() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        res = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunDir:
+    def __init__(self, path: Path, manifest: dict | None = None):
+        self.path = Path(path)
+        self.manifest = manifest if manifest is not None else {}
+        self._started = time.perf_counter()
+
+    # -- creation and lookup ------------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path, kind: str, label: str, cfg: DictConfig, *, argv: list[str],
+               overrides: list[str], device: str, extra: dict | None = None) -> RunDir:
+        base = Path(root) / kind
+        base.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        label = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in label)
+        for _ in range(100):
+            path = base / f"{stamp}_{label}_{secrets.token_hex(2)}"
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise RuntimeError(f"could not create a unique run directory under {base}")
+        manifest = {
+            "format": RUN_FORMAT, "kind": kind, "name": path.name, "status": "running",
+            "argv": list(argv), "overrides": list(overrides), "seed": int(cfg.seed) if "seed" in cfg else None,
+            "device": device, "versions": versions(), "started_at": _now(), "ended_at": None,
+            "wall_time_s": None, **(extra or {}),
+        }
+        run = cls(path, manifest)
+        write_text(path / "config.yaml", OmegaConf.to_yaml(cfg))
+        run._write_manifest()
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path, kind: str | None = None) -> RunDir:
+        path = Path(path)
+        manifest_path = path / "manifest.json"
+        if not path.is_dir():
+            raise UserError(f"run directory {path} does not exist; pass a path under runs/<kind>/")
+        if not manifest_path.is_file():
+            raise UserError(f"{path} is not a nascli run directory (no manifest.json)")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{manifest_path} is not valid JSON ({e}); the run directory is damaged") from None
+        if kind and manifest.get("kind") != kind:
+            raise UserError(f"{path} is a {manifest.get('kind')} run; pass a {kind} run directory")
+        return cls(path, manifest)
+
+    @staticmethod
+    def latest(root: Path, kind: str, status: str | None = "done") -> RunDir:
+        base = Path(root) / kind
+        runs = sorted(p for p in base.glob("*") if (p / "manifest.json").is_file()) if base.is_dir() else []
+        for path in reversed(runs):
+            run = RunDir.open(path)
+            if status is None or run.manifest.get("status") == status:
+                return run
+        raise UserError(f"no finished {kind} run under {base}; run `nas {kind}` first or pass a run directory")
+
+    @property
+    def config(self) -> DictConfig:
+        return OmegaConf.load(self.path / "config.yaml")
+
+    # -- writing ----------------------------------------------------------------------
+    def _write_manifest(self) -> None:
+        write_json(self.path / "manifest.json", self.manifest)
+
+    def update_manifest(self, **fields: Any) -> None:
+        self.manifest.update(fields)
+        self._write_manifest()
+
+    def log(self, **record: Any) -> None:
+        """Append one JSON line to metrics.jsonl (each line is written in one call)."""
+        record = {"time": round(time.perf_counter() - self._started, 3), **record}
+        with open(self.path / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record, default=_plain) + "\n")
+
+    def write_json(self, rel: str, obj: Any) -> Path:
+        return write_json(self.path / rel, obj)
+
+    def write_text(self, rel: str, text: str) -> Path:
+        return write_text(self.path / rel, text)
+
+    def write_csv(self, rel: str, frame) -> Path:
+        return write_csv(self.path / rel, frame)
+
+    def save_checkpoint(self, rel: str, obj: Any) -> Path:
+        return write_torch(self.path / "checkpoints" / rel, obj)
+
+    def save_plot(self, rel: str, fig) -> Path:
+        return save_figure(self.path / "plots" / rel, fig)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    # -- status -----------------------------------------------------------------------
+    def finish(self, status: str, error: str | None = None) -> None:
+        fields = {"status": status, "ended_at": _now(), "wall_time_s": round(self.elapsed(), 3)}
+        if error:
+            fields["error"] = error
+        self.update_manifest(**fields)
+
+    @contextmanager
+    def running(self):
+        """Mark the run done, failed or interrupted depending on how the block ends."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.finish("interrupted")
+            raise
+        except BaseException as e:
+            self.finish("failed", error=f"{type(e).__name__}: {e}")
+            raise
+        else:
+            self.finish("done")
+
+
+def _plain(obj: Any):
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def command_line() -> list[str]:
+    return ["nas", *sys.argv[1:]]

@@ -1,0 +1,60 @@
+"""Dataclass schemas for the config groups that are not plugins.
+
+Plugins (strategies, spaces) carry their own schema as `Config` on the class, so a
+third-party plugin's keys are validated exactly like the built-ins'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nascli.data.splits import DatasetConfig
+from nascli.device import DeviceConfig
+from nascli.train import TrainConfig
+
+
+@dataclass
+class BudgetConfig:
+    name: str = "cpu"
+    epochs: int = 30  # retrain epochs
+    search_epochs: int = 10  # supernet / hypernet training epochs
+    candidates: int = 16  # architectures a strategy samples, trains or scores
+    candidate_epochs: int = 3  # short training of one candidate (random, pnas)
+    batch_size: int = 64
+    max_batches: int | None = None  # cap on training batches per epoch (smoke runs)
+
+
+@dataclass
+class BenchmarkConfig:
+    table: str | None = None  # CSV with an arch_str column and accuracy columns (NB201)
+    metric: str = "cifar10_test_200ep"  # the column reported as the found cell's true accuracy
+
+
+@dataclass
+class SearchConfig:
+    command: str = "search"
+    seed: int = 0
+    strategy: Any = None
+    space: Any = None
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)  # how strategies train candidates
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    top: int = 10  # rows in the final table
+
+
+@dataclass
+class RetrainConfig:
+    command: str = "retrain"
+    seed: int = 0
+    space: Any = None
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint_every: int = 1  # epochs between last.pt saves
+
+
+SCHEMAS: dict[str, type] = {"search": SearchConfig, "retrain": RetrainConfig}

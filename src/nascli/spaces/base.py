@@ -1,0 +1,98 @@
+"""The search-space plugin interface and its registry.
+
+A space knows its vocabulary, turns a genotype into a canonical value (or a clear
+UserError), samples uniformly with a seeded RNG, and builds a fixed network.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from omegaconf import OmegaConf
+from torch import nn
+
+from nascli.arch import Arch
+from nascli.errors import UserError
+from nascli.registry import load_plugins, lookup, registrar
+
+SPACES: dict[str, type[SearchSpace]] = {}
+register_space = registrar(SPACES)
+
+BUILTIN_SPACE_MODULES = ("nascli.spaces.darts", "nascli.spaces.nb201", "nascli.spaces.pnas")
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What a network builder needs to know about the data."""
+
+    channels: int
+    height: int
+    width: int
+    num_classes: int
+
+
+class SearchSpace(ABC):
+    name: ClassVar[str]
+    Config: ClassVar[type]  # dataclass schema of this space's config group
+    ops: ClassVar[tuple[str, ...]]
+    presets: ClassVar[dict[str, Any]] = {}
+    has_benchmark: ClassVar[bool] = False  # whether benchmark_key() keys a tabular benchmark
+
+    def __init__(self, cfg=None):
+        # A space is usable without a composed config (e.g. reading an arch.json).
+        self.cfg = cfg if cfg is not None else OmegaConf.structured(self.Config)
+
+    # -- genotypes -----------------------------------------------------------------
+    @abstractmethod
+    def canonicalize(self, genotype: Any) -> dict:
+        """Validate a genotype and return its canonical form; UserError if invalid."""
+
+    def make(self, genotype: Any) -> Arch:
+        return Arch(self.name, self.canonicalize(genotype))
+
+    @abstractmethod
+    def sample(self, rng: random.Random) -> Arch:
+        """One architecture drawn uniformly from the space's sampling distribution."""
+
+    def preset(self, name: str) -> Arch:
+        genotype = lookup(self.presets, name, f"{self.name} preset")
+        return self.make(genotype)
+
+    def from_ref(self, ref: str) -> Arch:
+        """Resolve the NAME in a `space:NAME` reference (a preset unless a space says more)."""
+        return self.preset(ref)
+
+    def describe(self, arch: Arch) -> str:
+        """A short human-readable form for tables."""
+        return arch.arch_id
+
+    # -- networks ------------------------------------------------------------------
+    @abstractmethod
+    def build(self, arch: Arch, shape: DataShape, net: Any, auxiliary: bool = False) -> nn.Module:
+        """A fixed network for `arch`; `net` is the size node (cfg.search or cfg.retrain)."""
+
+    # -- ground truth ----------------------------------------------------------------
+    def benchmark_key(self, arch: Arch) -> str:
+        """The key of `arch` in a tabular benchmark (spaces with has_benchmark only)."""
+        raise UserError(f"space '{self.name}' has no benchmark table; benchmark.table works with space=nb201")
+
+
+def load_space_plugins() -> None:
+    load_plugins("nascli.spaces", BUILTIN_SPACE_MODULES)
+
+
+def space_class(name: str) -> type[SearchSpace]:
+    load_space_plugins()
+    return lookup(SPACES, name, "space")
+
+
+def get_space(name: str, cfg=None) -> SearchSpace:
+    return space_class(name)(cfg)
+
+
+def expect(cond: bool, message: str) -> None:
+    if not cond:
+        raise UserError(message)

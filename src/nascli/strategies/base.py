@@ -1,0 +1,92 @@
+"""The strategy plugin interface.
+
+A strategy owns its inner loop (`search`) and its proxy (`score`); the runner in
+`nascli.commands.search`, not the strategy, writes archs.csv, ranked.csv and arch.json.
+Third-party strategies register with `@register_strategy("name")` in a module named by
+an entry point of the `nascli.strategies` group.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from omegaconf import DictConfig
+
+from nascli.arch import Arch
+from nascli.data import Splits
+from nascli.device import Runtime
+from nascli.registry import load_plugins, lookup, registrar
+from nascli.spaces.base import SearchSpace
+
+STRATEGIES: dict[str, type[Strategy]] = {}
+register_strategy = registrar(STRATEGIES)
+
+BUILTIN_STRATEGY_MODULES = ("nascli.strategies.random_search",)
+
+
+@dataclass
+class Candidate:
+    """One evaluated architecture. `extra` holds strategy-specific columns for archs.csv."""
+
+    arch: Arch
+    score: float
+    status: str = "ok"  # ok | failed
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SearchContext:
+    """What a strategy may use: the config, the space, the data, the device and the run."""
+
+    cfg: DictConfig
+    space: SearchSpace
+    splits: Splits
+    runtime: Runtime
+    generator: torch.Generator
+    run: Any = None  # RunDir, or None when scoring outside a search run
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg.seed)
+
+    def log(self, **record: Any) -> None:
+        if self.run is not None:
+            self.run.log(**record)
+
+
+class Strategy(ABC):
+    name: ClassVar[str]
+    Config: ClassVar[type]  # dataclass schema of this strategy's config group
+    # Spaces the strategy can search; None means every registered space.
+    spaces: ClassVar[tuple[str, ...] | None] = None
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+
+    @abstractmethod
+    def search(self, ctx: SearchContext) -> list[Candidate]:
+        """Run the search; return every evaluated candidate (higher score = better)."""
+
+    @abstractmethod
+    def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
+        """The strategy's proxy score for arbitrary architectures of the space (for `nas rank`)."""
+
+    def state_dict(self) -> dict:
+        """Everything needed to score later or resume (saved to checkpoints/strategy.pt)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        del state
+
+
+def load_strategy_plugins() -> None:
+    load_plugins("nascli.strategies", BUILTIN_STRATEGY_MODULES)
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    load_strategy_plugins()
+    return lookup(STRATEGIES, name, "strategy")

@@ -1,0 +1,135 @@
+"""The fit / evaluate loop shared by `nas retrain` and strategies that train candidates."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nascli.data import Augment, Split, Splits, TensorLoader
+from nascli.device import Runtime
+from nascli.progress import progress_bar
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 0.025
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0  # max gradient norm; 0 turns clipping off
+    label_smoothing: float = 0.0
+    auxiliary_weight: float = 0.0  # > 0 adds the auxiliary head at 2/3 depth (DARTS: 0.4)
+    drop_path: float = 0.0  # final drop-path probability, ramped linearly from 0 (DARTS: 0.2)
+    cutout: int = 0  # cutout square side in pixels (DARTS: 16 on CIFAR)
+    include_val: bool = False  # train on train+val; val accuracy is then no longer held out
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def make_loader(split: Split, splits: Splits, batch_size: int, runtime: Runtime, *, train: bool,
+                generator: torch.Generator | None = None, cutout: int = 0, max_batches: int | None = None,
+                dataset_cfg=None) -> TensorLoader:
+    augment = None
+    if train and dataset_cfg is not None:
+        augment = Augment(int(dataset_cfg.crop_padding), bool(dataset_cfg.flip), int(cutout))
+    elif train:
+        augment = Augment(cutout=int(cutout))
+    return TensorLoader(split, batch_size, splits.mean, splits.std, shuffle=train, augment=augment,
+                        generator=generator, max_batches=max_batches if train else None,
+                        channels_last=runtime.channels_last)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: TensorLoader, runtime: Runtime) -> dict[str, float]:
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        with runtime.autocast():
+            logits = model(x)
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+    return {"loss": loss_sum / max(seen, 1), "acc": 100.0 * correct / max(seen, 1)}
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, epochs: int):
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=bool(cfg.nesterov),
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(epochs), 1), eta_min=cfg.lr_min)
+    return opt, sched
+
+
+def train_epoch(model, loader, opt, cfg: TrainConfig, runtime: Runtime, advance=None) -> dict[str, float]:
+    model.train()
+    criterion = nn.CrossEntropyLoss(label_smoothing=float(cfg.label_smoothing))
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        with runtime.autocast():
+            out = model(x)
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            loss = criterion(logits.float(), y)
+            if aux is not None and cfg.auxiliary_weight > 0:
+                loss = loss + cfg.auxiliary_weight * criterion(aux.float(), y)
+        if not math.isfinite(loss.item()):
+            raise Diverged(f"loss became {loss.item()}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip and cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        loss_sum += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        if advance:
+            advance(1)
+    return {"loss": loss_sum / max(seen, 1), "acc": 100.0 * correct / max(seen, 1)}
+
+
+EpochHook = Callable[[dict, nn.Module, torch.optim.Optimizer, object], None]
+
+
+def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, *, epochs: int, batch_size: int, runtime: Runtime,
+        generator: torch.Generator, max_batches: int | None = None, dataset_cfg=None,
+        on_epoch: EpochHook | None = None, description: str | None = None, start_epoch: int = 0,
+        optimizer_state: dict | None = None, scheduler_state: dict | None = None) -> list[dict]:
+    """Train `model` for `epochs` on the train split, evaluating on val after each epoch."""
+    train_split = splits.train
+    if cfg.include_val:
+        train_split = Split(torch.cat([splits.train.x, splits.val.x]), torch.cat([splits.train.y, splits.val.y]))
+    loader = make_loader(train_split, splits, batch_size, runtime, train=True, generator=generator,
+                         cutout=cfg.cutout, max_batches=max_batches, dataset_cfg=dataset_cfg)
+    val_loader = make_loader(splits.val, splits, max(batch_size, 256), runtime, train=False)
+    opt, sched = make_optimizer(model, cfg, epochs)
+    if optimizer_state:
+        opt.load_state_dict(optimizer_state)
+    if scheduler_state:
+        sched.load_state_dict(scheduler_state)
+    history = []
+    steps = (epochs - start_epoch) * len(loader)
+    with progress_bar(description or "training", steps if description else None) as advance:
+        for epoch in range(start_epoch, epochs):
+            if hasattr(model, "set_drop_path"):
+                model.set_drop_path(cfg.drop_path * epoch / max(epochs, 1))
+            started = time.perf_counter()
+            lr = opt.param_groups[0]["lr"]
+            train = train_epoch(model, loader, opt, cfg, runtime, advance if description else None)
+            sched.step()
+            val = evaluate(model, val_loader, runtime)
+            record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_acc": train["acc"],
+                      "val_loss": val["loss"], "val_acc": val["acc"], "seconds": time.perf_counter() - started}
+            history.append(record)
+            if description:
+                advance(0, epoch=f"{epoch + 1}/{epochs}", val_acc=round(val["acc"], 2))
+            if on_epoch:
+                on_epoch(record, model, opt, sched)
+    return history

@@ -1,0 +1,62 @@
+"""Shared fixtures: an isolated cache and run root, the shared data if it is present."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path | None:
+    """../shared beside the checkout (or $NASCLI_SHARED); None when absent (tests then skip)."""
+    path = Path(os.environ.get("NASCLI_SHARED", REPO.parent / "shared"))
+    return path if path.is_dir() else None
+
+
+SHARED = shared_dir()
+needs_shared = pytest.mark.skipif(SHARED is None, reason="../shared (datasets, benchmarks) is not present")
+
+# Small, fast settings for end-to-end runs on digits: a few batches, tiny networks.
+TINY = [
+    "dataset=digits", "budget=smoke", "space.search.channels=4", "space.search.layers=3",
+    "space.retrain.channels=4", "space.retrain.layers=3",
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "nascli-cache"
+    monkeypatch.setenv("NASCLI_CACHE", str(cache))
+    monkeypatch.setenv("NASCLI_PROGRESS", "0")
+    if SHARED is not None:
+        monkeypatch.setenv("NASCLI_SHARED", str(SHARED))
+
+
+@pytest.fixture
+def run_root(tmp_path) -> Path:
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def cli():
+    """Invoke the Typer app in-process; returns click's Result (exit_code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from nascli.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args])
+
+    return invoke
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Path -> content hash of every file under root (to prove nothing changed)."""
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
