@@ -80,50 +80,181 @@ def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_co
     overrides = list(overrides or [])
     cfg = compose("search", overrides, config_dir)
     if print_config:
-        stdout.print(to_yaml(cfg), end="", markup=False, highlight=False)
+        stdout.print(to_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
         return
     out = run_search(cfg, run_root=run_root, argv=_argv(ctx), overrides=overrides)
     title = (f"{cfg.strategy.name} on {cfg.space.name}/{cfg.dataset.name}: top {min(cfg.top, len(out.ranked))} "
              f"of {len(out.ranked)} in {out.seconds:.0f}s")
     stdout.print(ranked_table(out.ranked, title, int(cfg.top), out.truth_column))
-    stdout.print(f"run: {out.run.path}\nbest: {out.run.path / 'arch.json'}  (retrain with "
-                 f"`nas retrain {out.run.path / 'arch.json'}`)", markup=False, highlight=False)
+    for warning in out.warnings:
+        typer.echo(f"nas: warning: {warning}", err=True)
+    stdout.print(f"run: {out.run.path}\nbest: {out.best.arch_id} -> {out.run.path / 'arch.json'}  (retrain with "
+                 f"`nas retrain {out.run.path / 'arch.json'}`)", markup=False, highlight=False, soft_wrap=True)
+
+
+TOP = typer.Option(None, "--top", help="Batch: retrain the K best architectures of a search or rank run.",
+                   metavar="K")
+SAMPLE_RETRAIN = typer.Option(None, "--sample", metavar="K",
+                              help="Batch: retrain K architectures spread over the run's ranking (seeded).")
+SEEDS = typer.Option(None, "--seeds", metavar="S,S,...", help="Repeat every retrain with these seeds (default: seed).")
 
 
 @app.command()
 @user_errors
 def retrain(ctx: typer.Context, arch: str = typer.Argument(..., help="arch.json, run dir, checkpoint, `latest`, or a preset like "
                                                 "darts:DARTS_V2"),
-            overrides: list[str] | None = OVERRIDES, print_config: bool = PRINT_CONFIG,
+            overrides: list[str] | None = OVERRIDES, top: int | None = TOP, sample: int | None = SAMPLE_RETRAIN,
+            seeds: str | None = SEEDS, print_config: bool = PRINT_CONFIG,
             config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
-    """Train an architecture from scratch; write val/test accuracy, params and FLOPs to result.json."""
+    """Train an architecture from scratch (or many from a run); write val/test accuracy, params, FLOPs."""
     from nascli.archfile import resolve_arch, resolve_ref_path
-    from nascli.commands.retrain import inherited_overrides, run_retrain
+    from nascli.commands.retrain import batch_selection, inherited_overrides, run_batch, run_retrain
     from nascli.config import compose, to_yaml
-    from nascli.report import key_values
+    from nascli.report import batch_table, key_values
+    from nascli.rundir import RunDir
 
     overrides = list(overrides or [])
+    seed_list = _seeds(seeds)
+    if top is not None or sample is not None:
+        run = RunDir.latest(run_root, "search") if arch == "latest" and not Path(arch).exists() else RunDir.open(arch)
+        if run.manifest.get("kind") not in ("search", "rank"):
+            raise UserError(f"{run.path} is a {run.manifest.get('kind')} run; --top/--sample take a search or rank run")
+        inherited, _ = inherited_overrides(str(run.path), overrides, ("space", "dataset"))
+        base = compose("retrain", inherited + overrides, config_dir)
+        if print_config:
+            stdout.print(to_yaml(base), end="", markup=False, highlight=False, soft_wrap=True)
+            return
+        archs = batch_selection(run.path, top, sample, int(base.seed))
+        seed_list = seed_list or [int(base.seed)]
+        typer.echo(f"nas: retraining {len(archs)} architectures of {run.path} on '{base.dataset.name}' with "
+                   f"seed(s) {', '.join(map(str, seed_list))}", err=True)
+        out = run_batch(run.path, archs, seed_list, lambda s: compose("retrain", inherited + overrides + [f"seed={s}"],
+                                                                       config_dir),
+                        run_root=run_root, argv=_argv(ctx), overrides=overrides)
+        stdout.print(batch_table(out.outcomes, f"retrained {len(out.outcomes)} runs from {run.path.name}"))
+        stdout.print(f"correlate with: nas correlate {run.path}", markup=False, highlight=False, soft_wrap=True)
+        return
     arch = resolve_ref_path(arch, run_root)
     resolved = resolve_arch(arch)
     inherited, source_run = inherited_overrides(arch, overrides)
     has_space = any(o.split("=", 1)[0].lstrip("+~") == "space" for o in overrides)
     prefix = ([] if has_space else [f"space={resolved.space}"]) + inherited
-    cfg = compose("retrain", prefix + overrides, config_dir)
+    runs = []
+    for seed in seed_list or [None]:
+        cfg = compose("retrain", prefix + overrides + ([f"seed={seed}"] if seed is not None else []), config_dir)
+        if print_config:
+            stdout.print(to_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
+            return
+        if inherited and not runs:
+            typer.echo(f"nas: using dataset '{cfg.dataset.name}' of search run {source_run} (override with "
+                       "dataset=...)", err=True)
+        source = {"ref": arch, **({"run": source_run} if source_run else {})}
+        out = run_retrain(resolved, cfg, run_root=run_root, argv=_argv(ctx), overrides=overrides, source=source)
+        runs.append(out)
+        r = out.result
+        stdout.print(key_values(f"retrain {resolved.arch_id} on {cfg.dataset.name} (seed {r['seed']})", {
+            "val_acc": r["val_acc"], "test_acc": r["test_acc"], "best_epoch": r["best_epoch"],
+            "test_acc_at_best_val": r["test_acc_at_best_val"], "params": r["params"], "flops": r["flops"],
+            "wall_time_s": r["wall_time_s"],
+        }))
+        stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _seeds(text: str | None) -> list[int]:
+    if text is None:
+        return []
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text} is not a list of integers; write e.g. --seeds 0,1,2") from None
+    if not seeds:
+        raise UserError("--seeds is empty; write e.g. --seeds 0,1,2")
+    return list(dict.fromkeys(seeds))
+
+
+SAMPLE_RANK = typer.Option(None, "--sample", metavar="N", help="Add N architectures sampled from the space (seeded).")
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+@user_errors
+def rank(ctx: typer.Context,
+         args: list[str] | None = typer.Argument(None, show_default=False, metavar="[SOURCE]... [KEY=VALUE]...",
+                                                 help="Run directories, arch.json or CSV files to rank, then Hydra "
+                                                      "overrides (proxy=synflow,naswot space=nb201 ...)."),
+         sample: int | None = SAMPLE_RANK, print_config: bool = PRINT_CONFIG,
+         config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
+    """Score architectures with zero-cost proxies, size baselines, or a search run's own strategy."""
+    from nascli.commands.rank import run_rank
+    from nascli.commands.retrain import inherited_overrides
+    from nascli.config import compose, to_yaml
+    from nascli.report import ranked_table
+    from nascli.rundir import RunDir
+
+    refs, overrides = _split_args(args)
+    if refs == ["latest"] and not Path("latest").exists():
+        refs = [str(RunDir.latest(run_root, "search").path)]
+    has_proxy = any(o.split("=", 1)[0] == "proxy" for o in overrides)
+    if not refs and sample is None:
+        refs = [str(RunDir.latest(run_root, "search").path)]
+        typer.echo(f"nas: ranking the architectures of the latest search run {refs[0]}", err=True)
+    run_dirs = [RunDir.open(r) for r in refs if Path(r).is_dir()]
+    search_run = next((r for r in run_dirs if r.manifest.get("kind") == "search"), None)
+    inherited = inherited_overrides(str(run_dirs[0].path), overrides, ("space", "dataset"))[0] if run_dirs else []
+    cfg = compose("rank", inherited + overrides, config_dir)
     if print_config:
-        stdout.print(to_yaml(cfg), end="", markup=False, highlight=False)
+        stdout.print(to_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
         return
-    if source_run:
-        typer.echo(f"nas: using dataset '{cfg.dataset.name}' of search run {source_run} (override with dataset=...)",
-                   err=True)
-    source = {"ref": arch, **({"run": source_run} if source_run else {})}
-    out = run_retrain(resolved, cfg, run_root=run_root, argv=_argv(ctx), overrides=overrides, source=source)
-    r = out.result
-    stdout.print(key_values(f"retrain {resolved.arch_id} on {cfg.dataset.name}", {
-        "val_acc": r["val_acc"], "test_acc": r["test_acc"], "best_epoch": r["best_epoch"],
-        "test_acc_at_best_val": r["test_acc_at_best_val"], "params": r["params"], "flops": r["flops"],
-        "wall_time_s": r["wall_time_s"],
-    }))
-    stdout.print(f"run: {out.run.path}", markup=False, highlight=False)
+    if not has_proxy and search_run is not None:
+        typer.echo(f"nas: scoring with the {search_run.manifest.get('strategy')} strategy of {search_run.path} "
+                   "(pass proxy=NAME for a zero-cost proxy)", err=True)
+    out = run_rank(cfg, refs=refs, sample=sample, search_run=search_run, run_root=run_root, argv=_argv(ctx),
+                   overrides=overrides)
+    title = (f"{out.columns[0]} on {cfg.space.name}/{cfg.dataset.name}: top {min(cfg.top, len(out.ranked))} "
+             f"of {len(out.ranked)} in {out.seconds:.0f}s")
+    stdout.print(ranked_table(out.ranked, title, int(cfg.top), out.truth_column))
+    stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+@user_errors
+def correlate(ctx: typer.Context,
+              args: list[str] | None = typer.Argument(None, show_default=False, metavar="[SOURCE] [KEY=VALUE]...",
+                                                      help="A search or rank run, or a CSV (default: the latest "
+                                                           "search run), then overrides such as proxy=COL truth=COL."),
+              print_config: bool = PRINT_CONFIG, config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
+    """How well proxy scores order architectures by true accuracy (Kendall τ, Spearman ρ, Pearson r, CIs)."""
+    from nascli.commands.correlate import run_correlate
+    from nascli.config import compose, to_yaml
+    from nascli.report import correlation_table
+
+    refs, overrides = _split_args(args)
+    if len(refs) > 1:
+        raise UserError(f"correlate takes one source, got {len(refs)}: {' '.join(refs)}")
+    cfg = compose("correlate", overrides, config_dir)
+    if print_config:
+        stdout.print(to_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
+        return
+    out = run_correlate(cfg, source=refs[0] if refs else None, run_root=run_root, argv=_argv(ctx),
+                        overrides=overrides)
+    typer.echo(f"nas: used {out.joined.source}", err=True)
+    doc = {"truth": out.joined.truth, "results": out.results}
+    stdout.print(correlation_table(doc))
+    ceiling = out.noise_ceiling
+    if ceiling:
+        stdout.print(f"noise ceiling: seed-to-seed Kendall τ of the truth = {ceiling['seed_to_seed_kendall_tau']:.3f} "
+                     f"({ceiling['seeds']} seeds)")
+    c = out.joined.collapsed
+    if c["rows"] != c["kept"]:
+        stdout.print(f"{c['rows'] - c['kept']} duplicate/equivalent architectures collapsed ({c['rule']})")
+    stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _split_args(args: list[str] | None) -> tuple[list[str], list[str]]:
+    """Positional sources (paths) versus Hydra overrides (KEY=VALUE, ~KEY, +KEY=VALUE)."""
+    refs, overrides = [], []
+    for a in args or []:
+        (overrides if "=" in a or a.startswith("~") else refs).append(a)
+    return refs, overrides
 
 
 def main() -> None:

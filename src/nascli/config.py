@@ -19,6 +19,20 @@ from nascli.schema import SCHEMAS
 
 GROUPS = ("strategy", "space", "dataset", "device", "budget")
 
+# Keys whose value is a comma-separated list (`proxy=synflow,naswot`). Hydra's grammar reads
+# a,b as a sweep, which compose() rejects, so such values are quoted before composing.
+COMMA_KEYS = {"rank": ("proxy",), "correlate": ("proxy",)}
+
+
+def _quote_lists(command: str, overrides: list[str]) -> list[str]:
+    out = []
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        if sep and key in COMMA_KEYS.get(command, ()) and "," in value and value[:1] not in "'\"[":
+            o = f"{key}='{value}'"
+        out.append(o)
+    return out
+
 
 def conf_dir() -> Path:
     """conf/ at the repository root in a checkout; nascli/conf inside an installed wheel."""
@@ -32,7 +46,7 @@ def conf_dir() -> Path:
 def compose(command: str, overrides: list[str] | tuple[str, ...] = (), config_dir: str | Path | None = None) -> DictConfig:
     if command not in SCHEMAS:
         raise UserError(f"unknown command config '{command}'")
-    overrides = list(overrides)
+    overrides = _quote_lists(command, list(overrides))
     if config_dir is not None:
         user = Path(config_dir).expanduser().resolve()
         if not user.is_dir():

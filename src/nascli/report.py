@@ -84,3 +84,129 @@ def scores_figure(frame: pd.DataFrame, title: str, truth_column: str | None = No
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def edge_labels(num_edges: int, n_inputs: int) -> list[str]:
+    """'n<node>-<input>' for every edge, in supernet edge order."""
+    labels, node = [], 0
+    while len(labels) < num_edges:
+        labels.extend(f"n{node + n_inputs}<-{j}" for j in range(n_inputs + node))
+        node += 1
+    return labels[:num_edges]
+
+
+def alpha_heatmap(probs, ops, n_inputs: int, title: str):
+    """softmax(alpha) as an edges x ops heatmap, each cell annotated."""
+    probs = probs.numpy() if hasattr(probs, "numpy") else probs
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(ops), 0.9 + 0.32 * len(probs)))
+    im = ax.imshow(probs, cmap="viridis", vmin=0.0, vmax=max(float(probs.max()), 1e-6), aspect="auto")
+    ax.set_xticks(range(len(ops)), ops, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(probs)), edge_labels(len(probs), n_inputs), fontsize=8)
+    for (i, j), v in __import__("numpy").ndenumerate(probs):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6.5, color="white" if v < probs.max() / 2 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def snas_curves(history: list[dict]):
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    axes[0].plot(epochs, [h["train_ce"] for h in history], label="cross-entropy")
+    axes[0].plot(epochs, [h["train_penalty"] for h in history], label="resource penalty")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
+    axes[0].legend()
+    axes[1].plot(epochs, [h["train_acc"] for h in history], label="train (sampled)")
+    axes[1].plot(epochs, [h["supernet_acc"] for h in history], label="val, supernet")
+    axes[1].plot(epochs, [h["child_acc"] for h in history], label="val, derived child")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("accuracy (%)")
+    axes[1].legend()
+    axes[2].plot(epochs, [h["tau"] for h in history], color="tab:red", label="temperature")
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylabel("temperature")
+    twin = axes[2].twinx()
+    twin.plot(epochs, [h["expected_params"] for h in history], color="tab:blue", label="expected params")
+    twin.set_ylabel("expected params")
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(v, digits: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def correlation_rows(doc: dict) -> list[list[str]]:
+    rows = []
+    for r in doc["results"]:
+        ci = r.get("ci", {})
+
+        def with_ci(key, r=r, ci=ci):
+            lo_hi = ci.get(key)
+            return _fmt(r[key]) + (f" [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else "")
+
+        rows.append([r["proxy"] + (" (lower better)" if r["direction"] < 0 else ""), str(r["n"]),
+                     with_ci("kendall_tau"), f"{r['kendall_p']:.2g}", with_ci("spearman_rho"), with_ci("pearson_r"),
+                     f"{r['top_k_overlap']}/{r['k']}"])
+    return rows
+
+
+CORRELATION_HEADER = ["proxy", "n", "Kendall τ-b", "p", "Spearman ρ", "Pearson r", "top-K overlap"]
+
+
+def correlation_table(doc: dict) -> Table:
+    conf = int(round(100 * doc["results"][0]["confidence"])) if doc["results"] else 95
+    table = Table(title=f"agreement with {doc['truth']} ({conf}% bootstrap intervals)", title_justify="left")
+    for col in CORRELATION_HEADER:
+        table.add_column(col, justify="left" if col == "proxy" else "right")
+    for row in correlation_rows(doc):
+        table.add_row(*row)
+    return table
+
+
+def correlation_markdown(doc: dict) -> str:
+    lines = ["# Proxy vs truth", "", f"- source: {doc['source']}", f"- truth: `{doc['truth']}`",
+             f"- architectures: {doc['n']} (collapsed by {doc['collapsed']['rule']}: {doc['collapsed']['rows']} rows "
+             f"-> {doc['collapsed']['kept']})"]
+    if doc.get("noise_ceiling"):
+        c = doc["noise_ceiling"]
+        lines.append(f"- noise ceiling (seed-to-seed Kendall τ of the truth, {c['seeds']} seeds): "
+                     f"{c['seed_to_seed_kendall_tau']:.3f}")
+    lines += ["", "| " + " | ".join(CORRELATION_HEADER) + " |", "|" + "---|" * len(CORRELATION_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in correlation_rows(doc)]
+    lines += ["", "Directions are applied before correlating (a lower-is-better proxy is negated); "
+              "intervals are percentile bootstraps over architectures (scipy.stats.bootstrap).", "",
+              "![proxy vs truth](plots/scatter.png)", ""]
+    return "\n".join(lines)
+
+
+def correlation_figure(frame: pd.DataFrame, results: list[dict], truth: str):
+    n = len(results)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4 * rows), squeeze=False)
+    for ax, r in zip(axes.flat, results, strict=False):
+        x = frame[r["proxy"]].to_numpy(dtype=float)
+        ax.scatter(x, frame[truth], s=10 if len(frame) > 200 else 22, alpha=0.5 if len(frame) > 200 else 0.8)
+        if x.min() > 0 and x.max() / x.min() > 100:
+            ax.set_xscale("log")
+        ax.set_xlabel(r["proxy"] + (" (lower is better)" if r["direction"] < 0 else ""))
+        ax.set_ylabel(truth)
+        ax.set_title(f"τ = {r['kendall_tau']:.3f}, ρ = {r['spearman_rho']:.3f}, n = {r['n']}")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def batch_table(outcomes, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("arch_id", "seed", "val_acc", "test_acc", "params", "seconds", "run"):
+        table.add_column(col, justify="left" if col in ("arch_id", "run") else "right", overflow="fold")
+    for out in outcomes:
+        r = out.result
+        table.add_row(r["arch_id"], str(r["seed"]), f"{r['val_acc']:.2f}", f"{r['test_acc']:.2f}", human(r["params"]),
+                      f"{r['wall_time_s']:.0f}", out.run.path.name)
+    return table

@@ -57,4 +57,33 @@ class RetrainConfig:
     checkpoint_every: int = 1  # epochs between last.pt saves
 
 
-SCHEMAS: dict[str, type] = {"search": SearchConfig, "retrain": RetrainConfig}
+@dataclass
+class RankConfig:
+    command: str = "rank"
+    seed: int = 0  # network initialisation and --sample draws
+    proxy: str | None = None  # proxies, comma separated (synflow,naswot,params); null: the search run's strategy
+    batches: int = 1  # data batches a data-dependent proxy averages over
+    batch_size: int = 64
+    network: str = "retrain"  # which network size a proxy sees: retrain (what gets trained) | search
+    top: int = 10  # rows in the printed table
+    space: Any = None
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+
+
+@dataclass
+class CorrelateConfig:
+    command: str = "correlate"
+    seed: int = 0  # bootstrap resampling
+    proxy: str | None = None  # proxy column(s), comma separated; null: every proxy column of the input
+    truth: str | None = None  # truth column; null: test_acc of retrain runs, or the benchmark column of a rank run
+    lower_is_better: list[str] = field(default_factory=list)  # extra columns to negate (registered proxies know)
+    top_k: int = 10  # precision@K and top-K overlap
+    bootstrap: int = 2000  # resamples for the confidence intervals
+    confidence: float = 0.95
+
+
+SCHEMAS: dict[str, type] = {"search": SearchConfig, "retrain": RetrainConfig, "rank": RankConfig,
+                            "correlate": CorrelateConfig}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +22,14 @@ from nascli.spaces.base import get_space
 from nascli.train import evaluate, fit, make_loader
 
 
-def inherited_overrides(ref: str, overrides: list[str]) -> tuple[list[str], str | None]:
-    """Overrides that retrain an arch from a search run on that run's dataset.
+def inherited_overrides(ref: str, overrides: list[str], groups: tuple[str, ...] = ("dataset",)
+                        ) -> tuple[list[str], str | None]:
+    """Overrides that reuse a run's config groups (by default its dataset).
 
     A user who searched on Fashion-MNIST expects `nas retrain <run>/arch.json` to train on
-    Fashion-MNIST too. Explicit `dataset=` on the command line wins; `dataset.key=` overrides
-    still apply on top.
+    Fashion-MNIST too. An explicit `dataset=` on the command line wins; `dataset.key=`
+    overrides still apply on top. The same holds for every group in `groups`.
     """
-    if any(o.split("=", 1)[0].lstrip("+~") == "dataset" for o in overrides):
-        return [], None
     path = Path(ref).expanduser()
     run_dir = path if path.is_dir() else path.parent
     if path.suffix in (".pt", ".pth", ".ckpt"):
@@ -37,12 +37,26 @@ def inherited_overrides(ref: str, overrides: list[str]) -> tuple[list[str], str 
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "manifest.json").is_file():
         return [], None
     try:
-        dataset = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml").dataset)
+        run_cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
     except Exception:
         return [], None
-    inherited = [f"dataset={dataset['name']}"]
-    inherited += [f"dataset.{k}={hydra_value(v)}" for k, v in dataset.items() if k != "name"]
+    inherited = []
+    for group in groups:
+        node = run_cfg.get(group)
+        if not isinstance(node, dict) or any(o.split("=", 1)[0].lstrip("+~") == group for o in overrides):
+            continue
+        inherited.append(f"{group}={node['name']}")
+        inherited += [f"{key}={hydra_value(v)}" for key, v in _flat(node, group) if key != f"{group}.name"]
     return inherited, str(run_dir)
+
+
+def _flat(node: dict, prefix: str):
+    """(dotted key, leaf value) pairs of a nested config node."""
+    for k, v in node.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}.{k}")
+        else:
+            yield f"{prefix}.{k}", v
 
 
 def hydra_value(v) -> str:
@@ -82,7 +96,7 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
     run = RunDir.create(run_root, "retrain", arch.arch_id, cfg, argv=argv, overrides=overrides,
                         device=runtime.describe(),
                         extra={"arch_id": arch.arch_id, "space": arch.space, "dataset": cfg.dataset.name,
-                               "data": splits.sizes(), **costs})
+                               "data": splits.sizes(), "source_run": (source or {}).get("run"), **costs})
     epochs = int(cfg.budget.epochs)
     with run.running():
         run.write_json("arch.json", arch.to_json(source=source, description=space.describe(arch)))
@@ -127,3 +141,47 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
         run.write_json("result.json", result)
         run.update_manifest(summary={k: result[k] for k in ("val_acc", "test_acc", "params", "flops")})
     return RetrainOutcome(run, result, history)
+
+
+def batch_selection(run_dir: Path, top: int | None, sample: int | None, seed: int) -> list[Arch]:
+    """`--top K`: the K best of a run's ranking. `--sample K`: one seeded pick from each of K equal
+    slices of the ranking, so the retrained set spans good and bad scores (what a correlation needs)."""
+    from nascli.archset import run_archs
+
+    if (top is None) == (sample is None):
+        raise UserError("pass exactly one of --top K or --sample K")
+    k = int(top if top is not None else sample)
+    if k < 1:
+        raise UserError("--top / --sample must be at least 1")
+    archs = run_archs(run_dir)
+    if top is not None:
+        return archs[:k]
+    k = min(k, len(archs))
+    rng = random.Random(seed)
+    bounds = [round(i * len(archs) / k) for i in range(k + 1)]
+    return [archs[rng.randrange(bounds[i], bounds[i + 1])] for i in range(k)]
+
+
+@dataclass
+class BatchOutcome:
+    outcomes: list[RetrainOutcome]
+    archs: list[Arch]
+    seeds: list[int]
+
+
+def run_batch(run_dir: Path, archs: list[Arch], seeds: list[int], compose_cfg, *, run_root: Path, argv: list[str],
+              overrides: list[str]) -> BatchOutcome:
+    """Retrain each architecture once per seed: one retrain run each, joinable by arch_id."""
+    from nascli.progress import progress_bar
+
+    outcomes = []
+    with progress_bar(f"retraining {len(archs)} architectures x {len(seeds)} seed(s)", len(archs) * len(seeds)) \
+            as advance:
+        for seed in seeds:
+            cfg = compose_cfg(seed)
+            for arch in archs:
+                source = {"ref": str(run_dir), "run": str(run_dir), "batch": True}
+                outcomes.append(run_retrain(arch, cfg, run_root=run_root, argv=argv, overrides=overrides,
+                                            source=source))
+                advance(1)
+    return BatchOutcome(outcomes, archs, seeds)

@@ -31,6 +31,7 @@ class SearchOutcome:
     best: Arch
     truth_column: str | None
     seconds: float
+    warnings: list[str]
 
 
 def candidates_frame(candidates: list[Candidate], space: SearchSpace, shape: DataShape,
@@ -75,7 +76,7 @@ def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: l
                         extra={"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name,
                                "data": splits.sizes()})
     with run.running():
-        ctx = SearchContext(cfg, space, splits, runtime, generator, run)
+        ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table)
         strategy = strategy_cls(cfg.strategy)
         started = time.perf_counter()
         candidates = strategy.search(ctx)
@@ -93,11 +94,15 @@ def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: l
         run.save_plot("scores.png", scores_figure(frame, f"{cfg.strategy.name} on {cfg.dataset.name}", truth_column))
         summary = {"search_seconds": round(seconds, 2), "candidates": len(frame),
                    "failed": int((frame["status"] != "ok").sum()), "best_arch_id": best.arch_id,
-                   "best_score": float(ranked.iloc[0]["score"])}
+                   "best_score": _float(ranked.set_index("arch_id").loc[best.arch_id, "score"]),
+                   "selected_by": "strategy" if _selected(candidates) else "score"}
         if truth_column and truth_column in ranked.columns:
-            summary["best_truth"] = {cfg.benchmark.metric: _float(ranked.iloc[0][truth_column])}
+            summary["best_truth"] = {cfg.benchmark.metric: _float(ranked.set_index("arch_id").loc[best.arch_id,
+                                                                                              truth_column])}
+        if ctx.warnings:
+            summary["warnings"] = list(ctx.warnings)
         run.update_manifest(summary=summary)
-    return SearchOutcome(run, ranked, best, truth_column, seconds)
+    return SearchOutcome(run, ranked, best, truth_column, seconds, list(ctx.warnings))
 
 
 def write_results(run: RunDir, cfg: DictConfig, space: SearchSpace, candidates: list[Candidate],
@@ -110,9 +115,15 @@ def write_results(run: RunDir, cfg: DictConfig, space: SearchSpace, candidates: 
         by_id.setdefault(cand.arch.arch_id, cand)
     for arch_id, cand in by_id.items():
         run.write_json(f"archs/{arch_id}.json", _arch_doc(run, cfg, space, cand, rank_of.get(arch_id)))
-    best = by_id[ranked.iloc[0]["arch_id"]]
-    run.write_json("arch.json", _arch_doc(run, cfg, space, best, 1))
+    # A strategy may name its answer (SNAS: the argmax child); otherwise the best score wins.
+    chosen = _selected(candidates)
+    best = chosen if chosen is not None and chosen.status == "ok" else by_id[ranked.iloc[0]["arch_id"]]
+    run.write_json("arch.json", _arch_doc(run, cfg, space, best, rank_of.get(best.arch.arch_id)))
     return best.arch
+
+
+def _selected(candidates: list[Candidate]) -> Candidate | None:
+    return next((c for c in candidates if c.extra.get("selected")), None)
 
 
 def _arch_doc(run: RunDir, cfg: DictConfig, space: SearchSpace, cand: Candidate, rank: int | None) -> dict:

@@ -69,6 +69,10 @@ class SearchSpace(ABC):
         """A short human-readable form for tables."""
         return arch.arch_id
 
+    def functional_key(self, arch: Arch) -> str:
+        """Equal for architectures that compute the same function (correlate collapses them)."""
+        return arch.arch_id
+
     # -- networks ------------------------------------------------------------------
     @abstractmethod
     def build(self, arch: Arch, shape: DataShape, net: Any, auxiliary: bool = False) -> nn.Module:

@@ -190,6 +190,22 @@ class NB201Space(SearchSpace):
     def benchmark_key(self, arch) -> str:
         return self.arch_str(arch)
 
+    def functional_key(self, arch) -> str:
+        """The arch string with dead edges set to `none`: an edge is dead when its input node only ever
+        receives zeros or its output cannot reach the cell output. Cells equal up to dead edges
+        compute the same function (up to a constant BN shift), so correlations count them once."""
+        cell = arch.genotype["cell"]
+        fed = [True] + [False] * (NUM_NODES - 1)  # node receives a non-zero signal from the input
+        for i, node in enumerate(cell, start=1):
+            fed[i] = any(op != "none" and fed[src] for op, src in node)
+        reaches = [False] * (NUM_NODES - 1) + [True]  # node's value can influence the output
+        for i in range(NUM_NODES - 2, -1, -1):
+            reaches[i] = any(op != "none" and reaches[j] for j, node in enumerate(cell, start=1) if j > i
+                             for op, src in node if src == i)
+        live = [[[op if (op != "none" and fed[src] and reaches[i]) else "none", src] for op, src in node]
+                for i, node in enumerate(cell, start=1)]
+        return to_arch_str(live)
+
     def build(self, arch, shape: DataShape, net, auxiliary: bool = False):
         if auxiliary:
             raise UserError("the nb201 skeleton has no auxiliary head; set train.auxiliary_weight=0")

@@ -25,7 +25,7 @@ from nascli.spaces.base import SearchSpace
 STRATEGIES: dict[str, type[Strategy]] = {}
 register_strategy = registrar(STRATEGIES)
 
-BUILTIN_STRATEGY_MODULES = ("nascli.strategies.random_search",)
+BUILTIN_STRATEGY_MODULES = ("nascli.strategies.random_search", "nascli.strategies.snas")
 
 
 @dataclass
@@ -48,6 +48,8 @@ class SearchContext:
     runtime: Runtime
     generator: torch.Generator
     run: Any = None  # RunDir, or None when scoring outside a search run
+    benchmark: Any = None  # BenchmarkTable when benchmark.table is set
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def seed(self) -> int:
@@ -56,6 +58,15 @@ class SearchContext:
     def log(self, **record: Any) -> None:
         if self.run is not None:
             self.run.log(**record)
+
+    def warn(self, message: str) -> None:
+        """Something the user should know about the result (printed at the end, kept in the manifest)."""
+        self.warnings.append(message)
+        self.log(event="warning", message=message)
+
+    def truth(self, arch: Arch) -> float | None:
+        """The benchmark's true accuracy of `arch` (benchmark.metric), if a table is configured."""
+        return None if self.benchmark is None else self.benchmark.value(self.space, arch)
 
 
 class Strategy(ABC):

@@ -1,0 +1,240 @@
+"""`nas correlate`: join proxy scores with true accuracy and measure how well they agree.
+
+Inputs: a search or rank run (joined on arch_id with the retrain runs made from it, or with
+its benchmark column), or any CSV with a proxy column and a truth column.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from nascli.archfile import read_arch_file
+from nascli.commands.search import BENCH_PREFIX
+from nascli.correlation import correlate, seed_ceiling
+from nascli.errors import UserError
+from nascli.proxies import PROXIES
+from nascli.report import correlation_figure, correlation_markdown
+from nascli.rundir import RunDir
+from nascli.spaces.base import get_space
+
+BASELINES = ("params", "flops")
+RETRAIN_TRUTHS = ("test_acc", "val_acc", "test_acc_at_best_val", "best_val_acc")
+
+
+@dataclass
+class Joined:
+    frame: pd.DataFrame  # one row per architecture (after collapsing), proxy and truth columns
+    proxies: list[str]
+    directions: dict[str, int]
+    truth: str
+    per_seed: np.ndarray | None  # architectures x seeds of truth, when repeats exist
+    source: str  # what was used, in words
+    collapsed: dict
+
+
+@dataclass
+class CorrelateOutcome:
+    run: RunDir
+    results: list[dict]
+    joined: Joined
+    noise_ceiling: dict | None
+
+
+def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: list[str],
+                  overrides: list[str]) -> CorrelateOutcome:
+    joined = join_inputs(cfg, source, run_root)
+    results = []
+    for name in joined.proxies:
+        res = correlate(joined.frame[name].to_numpy(), joined.frame[joined.truth].to_numpy(), name=name,
+                        direction=joined.directions.get(name, 1), k=int(cfg.top_k), resamples=int(cfg.bootstrap),
+                        confidence=float(cfg.confidence), seed=int(cfg.seed))
+        results.append(res)
+    ceiling = seed_ceiling(joined.per_seed) if joined.per_seed is not None else None
+    run = RunDir.create(run_root, "correlate", "_".join(joined.proxies)[:60], cfg, argv=argv, overrides=overrides,
+                        device="cpu", extra={"source": joined.source, "truth": joined.truth, "n": len(joined.frame)})
+    with run.running():
+        doc = {"source": joined.source, "truth": joined.truth, "n": len(joined.frame), "collapsed": joined.collapsed,
+               "noise_ceiling": ceiling, "results": results}
+        run.write_json("correlation.json", doc)
+        run.write_csv("table.csv", joined.frame)
+        run.write_text("report.md", correlation_markdown(doc))
+        run.save_plot("scatter.png", correlation_figure(joined.frame, results, joined.truth))
+        run.update_manifest(summary={r["proxy"]: {"kendall_tau": r["kendall_tau"], "spearman_rho": r["spearman_rho"]}
+                                     for r in results})
+    return CorrelateOutcome(run, results, joined, ceiling)
+
+
+# -- inputs ---------------------------------------------------------------------------------
+def join_inputs(cfg: DictConfig, source: str | None, run_root: Path) -> Joined:
+    if source is None:
+        run = RunDir.latest(run_root, "search")
+        return join_run(cfg, run, run_root, f"latest search run {run.path}")
+    path = Path(source).expanduser()
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return join_csv(cfg, path)
+    if path.is_dir():
+        run = RunDir.open(path)
+        if run.manifest.get("kind") not in ("search", "rank"):
+            raise UserError(f"{path} is a {run.manifest.get('kind')} run; pass a search or rank run, or a CSV")
+        return join_run(cfg, run, run_root, f"{run.manifest.get('kind')} run {run.path}")
+    raise UserError(f"{source} does not exist; pass a search or rank run directory or a CSV file")
+
+
+def _columns(cfg: DictConfig) -> list[str] | None:
+    if cfg.proxy is None:
+        return None
+    cols = [c.strip() for c in str(cfg.proxy).split(",") if c.strip()]
+    return cols or None
+
+
+def _directions(cols: list[str], declared: dict[str, int], cfg: DictConfig) -> dict[str, int]:
+    lower = set(cfg.lower_is_better)
+    out = {}
+    for c in cols:
+        d = declared.get(c, PROXIES[c].direction if c in PROXIES else 1)
+        out[c] = -1 if c in lower else d
+    return out
+
+
+def join_csv(cfg: DictConfig, path: Path) -> Joined:
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path} as CSV ({e})") from None
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and c.lower() != "index"]
+    cols = _columns(cfg)
+    if cols is None or cfg.truth is None:
+        raise UserError(f"name the columns of {path.name}: proxy=COLUMN truth=COLUMN (numeric columns: "
+                        f"{', '.join(numeric)})")
+    for c in [*cols, cfg.truth]:
+        if c not in frame.columns:
+            raise UserError(f"{path.name} has no column '{c}'; numeric columns: {', '.join(numeric)}")
+        if not pd.api.types.is_numeric_dtype(frame[c]):
+            raise UserError(f"column '{c}' of {path.name} is not numeric")
+    key = next((k for k in ("arch_id", "arch_str") if k in frame.columns), None)
+    keep = [k for k in (key,) if k] + list(dict.fromkeys([*cols, cfg.truth]))
+    frame = frame[keep]
+    before = len(frame)
+    if key:  # exact duplicates of one architecture count once
+        frame = frame.groupby(key, as_index=False, sort=False).mean(numeric_only=True)
+    collapsed = {"rule": f"exact {key}" if key else "none", "rows": before, "kept": len(frame)}
+    _no_nan(frame, cols, cfg.truth)
+    return Joined(frame, cols, _directions(cols, {}, cfg), cfg.truth, None, f"CSV {path}", collapsed)
+
+
+def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Joined:
+    archs_csv = run.path / "archs.csv"
+    if not archs_csv.is_file():
+        raise UserError(f"{run.path} has no archs.csv; it did not finish (status {run.manifest.get('status')})")
+    frame = pd.read_csv(archs_csv, dtype={"arch_id": str})
+    frame = frame[frame["status"] == "ok"].drop_duplicates("arch_id")
+    declared: dict[str, int] = {}
+    proxies_json = run.path / "proxies.json"
+    if proxies_json.is_file():
+        meta = json.loads(proxies_json.read_text())
+        run_cols, declared = list(meta["columns"]), dict(meta["directions"])
+    else:
+        run_cols = ["score"]
+    cols = _columns(cfg) or list(dict.fromkeys([*run_cols, *[b for b in BASELINES if b in frame.columns]]))
+    for c in cols:
+        if c not in frame.columns:
+            raise UserError(f"the run has no score column '{c}'; it has: {', '.join(dict.fromkeys(run_cols + list(BASELINES)))}")
+
+    bench_cols = [c for c in frame.columns if c.startswith(BENCH_PREFIX)]
+    truth = cfg.truth
+    per_seed = None
+    if (truth is None and not bench_cols) or truth in RETRAIN_TRUTHS:
+        truth = truth or "test_acc"
+        retrains, how = retrain_results(run, frame["arch_id"].tolist(), run_root)
+        described += f" + {retrains['run'].nunique()} retrain runs ({how})"
+        pivot = retrains.pivot_table(index="arch_id", columns="seed", values=truth, aggfunc="mean")
+        frame = frame.merge(pivot.mean(axis=1).rename(truth), left_on="arch_id", right_index=True)
+        if pivot.shape[1] > 1:
+            per_seed = pivot.loc[frame["arch_id"]].to_numpy()
+    else:
+        if truth is None:
+            config_metric = run.config.get("benchmark", {}).get("metric")
+            truth = BENCH_PREFIX + config_metric if BENCH_PREFIX + str(config_metric) in bench_cols else bench_cols[0]
+        elif truth not in frame.columns and BENCH_PREFIX + truth in frame.columns:
+            truth = BENCH_PREFIX + truth
+        if truth not in frame.columns:
+            raise UserError(f"no truth column '{truth}' in the run; use truth= one of "
+                            f"{', '.join([*RETRAIN_TRUTHS, *bench_cols])}")
+        frame = frame[frame[truth].notna()]
+        described += f" (truth: benchmark column {truth})"
+    if frame.empty:
+        raise UserError(f"no architecture of {run.path} has a true accuracy; retrain some first "
+                        f"(`nas retrain {run.path} --sample 8`)")
+    frame, collapsed = collapse_functional(frame, run, cols, truth)
+    if per_seed is not None and collapsed["kept"] != collapsed["rows"]:
+        per_seed = None  # seed columns no longer line up with collapsed rows
+    _no_nan(frame, cols, truth)
+    keep = ["arch_id", *[c for c in ("description",) if c in frame.columns], *cols, truth]
+    return Joined(frame[keep].reset_index(drop=True), cols, _directions(cols, declared, cfg), truth, per_seed,
+                  described, collapsed)
+
+
+def collapse_functional(frame: pd.DataFrame, run: RunDir, cols: list[str], truth: str):
+    """Average architectures that compute the same function (nb201: equal up to dead edges)."""
+    space_name = run.manifest.get("space") or run.config.space.name
+    space = get_space(space_name)
+    keys = []
+    for arch_id in frame["arch_id"]:
+        path = run.path / "archs" / f"{arch_id}.json"
+        keys.append(space.functional_key(read_arch_file(path)) if path.is_file() else arch_id)
+    frame = frame.assign(functional_key=keys)
+    groups = frame.groupby("functional_key", sort=False)
+    merged = groups.first()
+    merged[[*cols, truth]] = groups[[*cols, truth]].mean()
+    merged = merged.reset_index()
+    dup = [g["arch_id"].tolist() for _, g in groups if len(g) > 1]
+    return merged, {"rule": "functional" if space_name == "nb201" else "exact arch_id", "rows": len(frame),
+                    "kept": len(merged), "groups": dup}
+
+
+def retrain_results(run: RunDir, arch_ids: list[str], run_root: Path) -> tuple[pd.DataFrame, str]:
+    """result.json of finished retrain runs: those made from `run`, else any with a matching arch_id
+    and the same dataset."""
+    base = Path(run_root) / "retrain"
+    rows = []
+    for result in sorted(base.glob("*/result.json")) if base.is_dir() else []:
+        try:
+            r = json.loads(result.read_text())
+            manifest = json.loads((result.parent / "manifest.json").read_text())
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+            continue  # a damaged retrain run is not truth
+        if manifest.get("status") != "done":
+            continue
+        rows.append({**{k: r.get(k) for k in ("arch_id", "seed", "dataset", *RETRAIN_TRUTHS)},
+                     "run": str(result.parent), "source_run": manifest.get("source_run")})
+    frame = pd.DataFrame(rows, columns=["arch_id", "seed", "dataset", *RETRAIN_TRUTHS, "run", "source_run"])
+    wanted = frame[frame["arch_id"].isin(arch_ids)]
+    mine = wanted[wanted["source_run"].map(lambda p: _same(p, run.path))]
+    if len(mine):
+        return mine, f"made from this run, under {base}"
+    dataset = run.manifest.get("dataset")
+    same_data = wanted[wanted["dataset"] == dataset]
+    if len(same_data):
+        return same_data, f"matched by arch_id on {dataset}, under {base}"
+    raise UserError(f"no retrain run under {base} matches an architecture of {run.path}; run "
+                    f"`nas retrain {run.path} --sample 8` first (or pass --run-root)")
+
+
+def _same(a, b) -> bool:
+    try:
+        return a is not None and Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _no_nan(frame: pd.DataFrame, cols: list[str], truth: str) -> None:
+    for c in [*cols, truth]:
+        bad = int(frame[c].isna().sum())
+        if bad:
+            raise UserError(f"{bad} row(s) have no value for '{c}'; drop or re-score them before correlating")

@@ -1,0 +1,112 @@
+"""Rank-correlation statistics between a proxy and true accuracy, all through scipy.stats.
+
+The proxy's direction is applied before anything is computed (a lower-is-better proxy is
+negated), never abs() of the result: a proxy that orders architectures backwards scores -1.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from scipy import stats
+
+from nascli.errors import UserError
+
+MIN_POINTS = 3
+
+
+def _check(proxy: np.ndarray, truth: np.ndarray, name: str) -> None:
+    if len(proxy) != len(truth):
+        raise ValueError("proxy and truth differ in length")
+    if len(proxy) < MIN_POINTS:
+        raise UserError(f"only {len(proxy)} architecture(s) have both '{name}' and a true accuracy; correlation "
+                        f"needs at least {MIN_POINTS}: retrain more (`nas retrain RUN --sample K`) or check the join")
+    if not (np.all(np.isfinite(proxy)) and np.all(np.isfinite(truth))):
+        raise UserError(f"'{name}' or the truth has NaN or infinite values; drop the failed rows or re-score")
+
+
+def point_estimates(proxy: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    tau = stats.kendalltau(proxy, truth, variant="b")
+    rho = stats.spearmanr(proxy, truth)
+    r = stats.pearsonr(proxy, truth) if np.ptp(proxy) > 0 and np.ptp(truth) > 0 else None
+    return {"kendall_tau": _num(tau.statistic), "kendall_p": _num(tau.pvalue),
+            "spearman_rho": _num(rho.statistic), "spearman_p": _num(rho.pvalue),
+            "pearson_r": _num(r.statistic) if r is not None else float("nan"),
+            "pearson_p": _num(r.pvalue) if r is not None else float("nan")}
+
+
+def bootstrap_intervals(proxy: np.ndarray, truth: np.ndarray, resamples: int, confidence: float,
+                        seed: int) -> dict[str, list[float]]:
+    """Paired percentile intervals from scipy.stats.bootstrap (architectures resampled with replacement)."""
+    if resamples <= 0:
+        return {}
+    stat_fns = {
+        "kendall_tau": lambda x, y: stats.kendalltau(x, y, variant="b").statistic,
+        "spearman_rho": lambda x, y: stats.spearmanr(x, y).statistic,
+        "pearson_r": lambda x, y: np.corrcoef(x, y)[0, 1],
+    }
+    out = {}
+    for key, fn in stat_fns.items():
+        def stat(x, y, fn=fn):
+            # A resample may repeat one architecture n times (no spread): scipy warns and returns NaN.
+            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", stats.ConstantInputWarning)
+                v = fn(x, y)
+            return 0.0 if not np.isfinite(v) else v  # a resample with no spread carries no order
+
+        res = stats.bootstrap((proxy, truth), stat, paired=True, vectorized=False, n_resamples=int(resamples),
+                              confidence_level=float(confidence), method="percentile",
+                              random_state=np.random.default_rng(seed))
+        out[key] = [_num(res.confidence_interval.low), _num(res.confidence_interval.high)]
+    return out
+
+
+def top_k(proxy: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]:
+    """precision@K: share of the proxy's top K that are in the true top K (= top-K overlap / K).
+
+    K is capped at half the points: beyond that the overlap is high by construction."""
+    k = max(1, min(int(k), len(proxy) // 2))
+    by_proxy = set(np.argsort(-proxy, kind="stable")[:k].tolist())
+    by_truth = set(np.argsort(-truth, kind="stable")[:k].tolist())
+    overlap = len(by_proxy & by_truth)
+    best_true = int(np.argmax(truth))
+    return {"k": k, "top_k_overlap": overlap, "precision_at_k": overlap / k,
+            "best_true_in_proxy_top_k": best_true in by_proxy,
+            "truth_of_proxy_best": float(truth[int(np.argmax(proxy))]), "best_truth": float(truth[best_true])}
+
+
+def correlate(proxy, truth, *, name: str, direction: int = 1, k: int = 10, resamples: int = 2000,
+              confidence: float = 0.95, seed: int = 0) -> dict:
+    """Every statistic for one proxy column. `direction` -1 negates the proxy first."""
+    proxy = np.asarray(proxy, dtype=float) * (1 if direction >= 0 else -1)
+    truth = np.asarray(truth, dtype=float)
+    _check(proxy, truth, name)
+    out = {"proxy": name, "direction": 1 if direction >= 0 else -1, "n": int(len(proxy))}
+    out.update(point_estimates(proxy, truth))
+    out["ci"] = bootstrap_intervals(proxy, truth, resamples, confidence, seed)
+    out["confidence"] = float(confidence)
+    out.update(top_k(proxy, truth, k))
+    return out
+
+
+def seed_ceiling(per_seed: np.ndarray) -> dict | None:
+    """Kendall τ between repeat-seed truths (columns) averaged over seed pairs: the noise ceiling."""
+    per_seed = np.asarray(per_seed, dtype=float)
+    if per_seed.ndim != 2 or per_seed.shape[1] < 2:
+        return None
+    taus = []
+    for i in range(per_seed.shape[1]):
+        for j in range(i + 1, per_seed.shape[1]):
+            ok = np.isfinite(per_seed[:, i]) & np.isfinite(per_seed[:, j])
+            if ok.sum() >= MIN_POINTS:
+                taus.append(stats.kendalltau(per_seed[ok, i], per_seed[ok, j], variant="b").statistic)
+    if not taus:
+        return None
+    return {"seed_to_seed_kendall_tau": float(np.mean(taus)), "pairs": len(taus), "seeds": int(per_seed.shape[1])}
+
+
+def _num(v) -> float:
+    v = float(v)
+    return v if math.isfinite(v) else float("nan")

@@ -1,0 +1,283 @@
+"""Correlation statistics, proxies, `nas rank`, batch retrain and `nas correlate`."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from nascli.correlation import correlate, seed_ceiling
+from nascli.errors import UserError
+from nascli.proxies import PROXIES, get_proxies
+from nascli.spaces import DataShape, get_space
+from tests.conftest import SHARED, TINY, needs_shared, tree_digest
+
+# Fixed data with ties in both columns (τ-b differs from τ-a there).
+PROXY = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0, 8.0])
+TRUTH = np.array([70.1, 65.2, 72.9, 66.0, 74.5, 80.3, 68.8, 71.0, 75.2, 69.9, 73.3, 79.4])
+
+
+def test_statistics_equal_scipy_on_fixed_data():
+    res = correlate(PROXY, TRUTH, name="p", resamples=0)
+    assert res["kendall_tau"] == pytest.approx(stats.kendalltau(PROXY, TRUTH, variant="b").statistic, abs=1e-12)
+    assert res["kendall_p"] == pytest.approx(stats.kendalltau(PROXY, TRUTH, variant="b").pvalue, abs=1e-12)
+    assert res["spearman_rho"] == pytest.approx(stats.spearmanr(PROXY, TRUTH).statistic, abs=1e-12)
+    assert res["pearson_r"] == pytest.approx(stats.pearsonr(PROXY, TRUTH).statistic, abs=1e-12)
+    assert res["n"] == 12
+    # τ-b on tied data is not τ-a: the test would not notice the wrong variant otherwise.
+    assert res["kendall_tau"] != pytest.approx(stats.kendalltau(PROXY, TRUTH, variant="c").statistic, abs=1e-6)
+
+
+def test_direction_is_applied_never_abs():
+    truth = np.arange(10.0)
+    assert correlate(truth * 2, truth, name="up", resamples=0)["kendall_tau"] == pytest.approx(1.0)
+    reversed_proxy = -truth
+    assert correlate(reversed_proxy, truth, name="down", resamples=0)["kendall_tau"] == pytest.approx(-1.0)
+    assert correlate(reversed_proxy, truth, name="down", direction=-1, resamples=0)["spearman_rho"] == pytest.approx(1.0)
+    res = correlate(reversed_proxy, truth, name="down", direction=-1, resamples=0, k=3)
+    assert res["precision_at_k"] == 1.0 and res["best_true_in_proxy_top_k"]
+
+
+def test_bootstrap_intervals_contain_the_estimate_and_are_seeded():
+    res = correlate(PROXY, TRUTH, name="p", resamples=500, seed=3)
+    again = correlate(PROXY, TRUTH, name="p", resamples=500, seed=3)
+    for key in ("kendall_tau", "spearman_rho", "pearson_r"):
+        lo, hi = res["ci"][key]
+        assert lo <= res[key] <= hi
+        assert hi - lo > 0.01  # 12 points: a real interval, not a degenerate one
+        assert again["ci"][key] == res["ci"][key]
+
+
+def test_too_few_points_and_nan_are_user_errors():
+    with pytest.raises(UserError, match="at least 3"):
+        correlate([1.0, 2.0], [3.0, 4.0], name="p")
+    with pytest.raises(UserError, match="NaN"):
+        correlate([1.0, float("nan"), 2.0, 3.0], [1.0, 2.0, 3.0, 4.0], name="p")
+
+
+def test_seed_ceiling_is_the_mean_pairwise_tau():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=20)
+    seeds = np.stack([base + 0.3 * rng.normal(size=20) for _ in range(3)], axis=1)
+    expected = np.mean([stats.kendalltau(seeds[:, i], seeds[:, j]).statistic for i, j in ((0, 1), (0, 2), (1, 2))])
+    assert seed_ceiling(seeds)["seed_to_seed_kendall_tau"] == pytest.approx(expected)
+    assert seed_ceiling(seeds[:, :1]) is None
+
+
+def test_proxies_are_registered_with_directions():
+    names = {"synflow", "naswot", "snip", "grad_norm", "jacob_cov", "params", "flops"}
+    get_proxies(sorted(names))
+    assert names <= set(PROXIES)
+    assert all(PROXIES[n].direction in (1, -1) for n in names)
+    with pytest.raises(UserError, match="unknown proxy 'synflw'"):
+        get_proxies("synflw")
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_proxies_give_finite_scores_on_real_networks(space_name):
+    from nascli.config import compose
+    from nascli.data import load_splits
+
+    cfg = compose("rank", [f"space={space_name}", "space.retrain.channels=8", "dataset=digits"]
+                  + (["space.retrain.cells_per_stage=1"] if space_name == "nb201" else ["space.retrain.layers=3"]))
+    splits = load_splits(cfg.dataset)
+    x, y = splits.train.x[:32].float() / 255.0, splits.train.y[:32]
+    space = get_space(space_name, cfg.space)
+    arch = space.sample(random.Random(1))
+    torch.manual_seed(0)
+    model = space.build(arch, splits.shape, cfg.space.retrain)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    for proxy in get_proxies("synflow,naswot,snip,grad_norm,jacob_cov,params,flops"):
+        model.load_state_dict(fresh)
+        value = proxy.fn(model, [(x, y)], splits.shape)
+        assert np.isfinite(value), proxy.name
+    # synflow restores the weights it made positive
+    assert all(torch.equal(v, fresh[k]) for k, v in model.state_dict().items() if v.is_floating_point())
+
+
+def test_synflow_scaled_float32_equals_float64():
+    space = get_space("nb201")
+    arch = space.preset("resnet")
+    shape = DataShape(3, 8, 8, 10)
+    from omegaconf import OmegaConf
+
+    size = OmegaConf.create({"channels": 4, "cells_per_stage": 1})
+    torch.manual_seed(0)
+    model = space.build(arch, shape, size)
+    ours = PROXIES["synflow"].fn(model, [], shape)
+    ref = model.double().eval()
+    ref.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for p in ref.state_dict().values():
+            if p.is_floating_point():
+                p.abs_()
+    ref(torch.ones(1, 3, 8, 8, dtype=torch.float64)).sum().backward()
+    expected = sum(float((m.weight.detach() * m.weight.grad).abs().sum()) for m in ref.modules()
+                   if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert ours == pytest.approx(expected, rel=1e-4)
+
+
+def test_nb201_functional_key_collapses_dead_edges():
+    space = get_space("nb201")
+    a = space.from_ref("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|")
+    b = space.from_ref("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+    c = space.from_ref("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|")
+    assert a.arch_id != b.arch_id
+    assert space.functional_key(a) == space.functional_key(b)  # node 2 only ever holds zeros
+    assert space.functional_key(a) != space.functional_key(c)
+    # node 1's output feeds only node 2, which never reaches the output... here it does (via 3<-1)
+    d = space.from_ref("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|none~1|none~2|")
+    e = space.from_ref("|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|")
+    assert space.functional_key(d) == space.functional_key(e)  # nodes 1, 2 cannot reach the output
+
+
+def _run_of(res) -> Path:
+    """The run directory a command printed (`run: PATH`)."""
+    return Path(next(line for line in res.stdout.splitlines() if line.startswith("run: "))[5:].strip())
+
+
+def _write_csv(path, proxy, truth, extra=None):
+    frame = pd.DataFrame({"arch_id": [f"a{i}" for i in range(len(proxy))], "proxy": proxy, "truth": truth,
+                          **(extra or {})})
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_correlate_csv_equals_scipy_and_writes_its_files(cli, run_root, tmp_path):
+    path = _write_csv(tmp_path / "t.csv", PROXY, TRUTH, {"loss": -PROXY})
+    res = cli("correlate", path, "proxy=proxy,loss", "truth=truth", "lower_is_better=[loss]", "bootstrap=200",
+              "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    run = next((run_root / "correlate").iterdir())
+    assert {"correlation.json", "table.csv", "report.md", "manifest.json", "config.yaml"} <= \
+        {p.name for p in run.iterdir()}
+    assert (run / "plots" / "scatter.png").stat().st_size > 1000
+    doc = json.loads((run / "correlation.json").read_text())
+    by = {r["proxy"]: r for r in doc["results"]}
+    tau = stats.kendalltau(PROXY, TRUTH).statistic
+    assert by["proxy"]["kendall_tau"] == pytest.approx(tau)
+    assert by["loss"]["kendall_tau"] == pytest.approx(tau) and by["loss"]["direction"] == -1
+    assert "τ" in (run / "report.md").read_text()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("two_rows", "at least 3"),
+    ("nan", "no value for 'proxy'"),
+    ("missing_column", "no column 'acc'"),
+    ("no_columns_named", "proxy=COLUMN truth=COLUMN"),
+])
+def test_correlate_csv_errors_exit_2(cli, run_root, tmp_path, case, message):
+    path = tmp_path / "t.csv"
+    args = ["proxy=proxy", "truth=truth"]
+    if case == "two_rows":
+        _write_csv(path, [1.0, 2.0], [3.0, 4.0])
+    elif case == "nan":
+        _write_csv(path, [1.0, None, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0])
+    elif case == "missing_column":
+        _write_csv(path, [1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+        args = ["proxy=proxy", "truth=acc"]
+    else:
+        _write_csv(path, [1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+        args = []
+    res = cli("correlate", path, *args, "--run-root", run_root)
+    assert res.exit_code == 2
+    assert message in res.stderr and "Traceback" not in res.output
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_rank_search_retrain_correlate_end_to_end(cli, run_root):
+    """random search -> rank with proxies -> retrain --sample -> correlate (the README's digits flow)."""
+    res = cli("search", "strategy=random", *TINY, "budget.candidates=6", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    search_run = next((run_root / "search").iterdir())
+    before = tree_digest(search_run)
+
+    res = cli("rank", search_run, "proxy=synflow,naswot,params", "batch_size=16", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    rank_run = next((run_root / "rank").iterdir())
+    ranked = pd.read_csv(rank_run / "ranked.csv")
+    assert len(ranked) == 6 and {"arch_id", "score", "rank", "params", "flops", "synflow", "naswot"} <= set(ranked)
+    assert ranked["score"].is_monotonic_decreasing
+    assert (ranked["score"] == ranked["synflow"]).all()
+
+    res = cli("retrain", search_run, "--sample", "4", "--seeds", "0,1", "budget=smoke", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    results = [json.loads(p.read_text()) for p in (run_root / "retrain").glob("*/result.json")]
+    assert len(results) == 8 and {r["seed"] for r in results} == {0, 1}
+    assert len({r["arch_id"] for r in results}) == 4
+
+    res = cli("correlate", "bootstrap=100", "--run-root", run_root)  # bare: the latest search run
+    assert res.exit_code == 0, res.output
+    assert str(search_run) in res.stderr
+    doc = json.loads(next((run_root / "correlate").iterdir()).joinpath("correlation.json").read_text())
+    assert doc["n"] == 4 and doc["truth"] == "test_acc"
+    assert [r["proxy"] for r in doc["results"]] == ["score", "params", "flops"]
+    assert doc["noise_ceiling"]["seeds"] == 2
+
+    res = cli("correlate", rank_run, "bootstrap=0", "--run-root", run_root)  # the rank run joins the same retrains
+    assert res.exit_code == 0, res.output
+    doc = json.loads(_run_of(res).joinpath("correlation.json").read_text())
+    assert [r["proxy"] for r in doc["results"]] == ["synflow", "naswot", "params", "flops"]
+    assert doc["n"] == 4
+    assert tree_digest(search_run) == before  # nothing in the search run changed
+
+
+def test_correlate_without_retrains_is_a_user_error(cli, run_root):
+    res = cli("search", "strategy=random", *TINY, "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    res = cli("correlate", "--run-root", run_root)
+    assert res.exit_code == 2 and "nas retrain" in res.stderr
+    res = cli("correlate", run_root / "nope", "--run-root", run_root)
+    assert res.exit_code == 2 and "does not exist" in res.stderr
+
+
+def test_rank_sampled_nb201_with_benchmark_and_errors(cli, run_root, tmp_path):
+    table = tmp_path / "bench.csv"
+    space = get_space("nb201")
+    archs = [space.sample(random.Random(i)) for i in range(40)]
+    pd.DataFrame({"arch_str": [space.arch_str(a) for a in archs],
+                  "acc": np.linspace(50, 90, 40)}).to_csv(table, index=False)
+    common = ["space=nb201", "space.retrain.channels=4", "space.retrain.cells_per_stage=1", "dataset=digits",
+              f"benchmark.table={table}", "benchmark.metric=acc", "--run-root", run_root]
+    res = cli("rank", "--sample", "5", "proxy=synflow,params", *common)
+    assert res.exit_code == 0, res.output
+    res = cli("rank", table, "proxy=params", *common)  # a CSV of arch strings
+    assert res.exit_code == 0, res.output
+    rank_run = _run_of(res)
+    ranked = pd.read_csv(rank_run / "ranked.csv")
+    assert ranked["bench_acc"].notna().all()
+    res = cli("correlate", rank_run, "bootstrap=0", "--run-root", run_root)  # truth: the benchmark column
+    assert res.exit_code == 0, res.output
+    doc = json.loads(_run_of(res).joinpath("correlation.json").read_text())
+    assert doc["truth"] == "bench_acc" and doc["collapsed"]["rule"] == "functional"
+    assert doc["n"] == doc["collapsed"]["kept"] <= 40
+
+    for args, message in ((["--sample", "3", "proxy=synflw"], "unknown proxy"),
+                          (["--sample", "3"], "proxy=NAME"),
+                          ([str(tmp_path / "missing.json"), "proxy=params"], "does not exist")):
+        res = cli("rank", *args, *common)
+        assert res.exit_code == 2 and message in res.stderr, res.output
+
+
+@needs_shared
+def test_nb201_table_12_epoch_column_matches_scipy(cli, run_root):
+    path = SHARED / "benchmarks" / "nb201" / "nb201_cifar10.csv"
+    if not path.is_file():
+        pytest.skip("nb201_cifar10.csv is not in ../shared")
+    res = cli("correlate", path, "proxy=cifar10valid_valid_12ep", "truth=cifar10_test_200ep", "bootstrap=0",
+              "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(path)
+    doc = json.loads(next((run_root / "correlate").iterdir()).joinpath("correlation.json").read_text())
+    r = doc["results"][0]
+    assert r["kendall_tau"] == pytest.approx(
+        stats.kendalltau(frame["cifar10valid_valid_12ep"], frame["cifar10_test_200ep"]).statistic, abs=1e-9)
+    assert r["spearman_rho"] == pytest.approx(
+        stats.spearmanr(frame["cifar10valid_valid_12ep"], frame["cifar10_test_200ep"]).statistic, abs=1e-9)
+    assert 0.55 < r["kendall_tau"] < 0.65 and 0.72 < r["spearman_rho"] < 0.82
