@@ -61,6 +61,15 @@ def test_too_few_points_and_nan_are_user_errors():
         correlate([1.0, float("nan"), 2.0, 3.0], [1.0, 2.0, 3.0, 4.0], name="p")
 
 
+def test_minus_infinity_is_the_worst_score_not_an_error():
+    # naswot of a cell whose output is constant: log det of a singular kernel = -inf
+    proxy = np.array([-np.inf, 1.0, 2.0, 3.0, 4.0])
+    truth = np.array([10.0, 50.0, 60.0, 70.0, 80.0])
+    res = correlate(proxy, truth, name="naswot", resamples=100)
+    assert res["kendall_tau"] == pytest.approx(1.0) and res["spearman_rho"] == pytest.approx(1.0)
+    assert np.isnan(res["pearson_r"]) and "pearson_r" not in res["ci"]
+
+
 def test_seed_ceiling_is_the_mean_pairwise_tau():
     rng = np.random.default_rng(0)
     base = rng.normal(size=20)
@@ -198,9 +207,12 @@ def test_rank_search_retrain_correlate_end_to_end(cli, run_root):
     search_run = next((run_root / "search").iterdir())
     before = tree_digest(search_run)
 
+    res = cli("rank", search_run / "archs.csv", "proxy=params", "space=darts", "--run-root", run_root)
+    assert res.exit_code == 0, res.output  # a run's archs.csv is an architecture set too
+    assert len(pd.read_csv(_run_of(res) / "ranked.csv")) == 6
     res = cli("rank", search_run, "proxy=synflow,naswot,params", "batch_size=16", "--run-root", run_root)
     assert res.exit_code == 0, res.output
-    rank_run = next((run_root / "rank").iterdir())
+    rank_run = _run_of(res)
     ranked = pd.read_csv(rank_run / "ranked.csv")
     assert len(ranked) == 6 and {"arch_id", "score", "rank", "params", "flops", "synflow", "naswot"} <= set(ranked)
     assert ranked["score"].is_monotonic_decreasing

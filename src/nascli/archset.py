@@ -41,9 +41,9 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and (path / "manifest.json").is_file()
 
 
-def run_archs(run_dir: Path) -> list[Arch]:
+def run_archs(run_dir: Path, table: Path | None = None) -> list[Arch]:
     """A search or rank run's architectures, best first when it has a ranking."""
-    table = next((run_dir / n for n in ("ranked.csv", "archs.csv") if (run_dir / n).is_file()), None)
+    table = table or next((run_dir / n for n in ("ranked.csv", "archs.csv") if (run_dir / n).is_file()), None)
     if table is None:
         raise UserError(f"{run_dir} has no ranked.csv or archs.csv; pass a search or rank run directory")
     ids = list(dict.fromkeys(pd.read_csv(table, dtype={"arch_id": str})["arch_id"].astype(str)))
@@ -73,6 +73,8 @@ def csv_archs(path: Path, space: SearchSpace) -> list[Arch]:
             except json.JSONDecodeError:
                 raise UserError(f"{path} row {i + 1}: genotype is not JSON; write one genotype object per row") from None
         return out
+    if "arch_id" in frame.columns and (path.parent / "archs").is_dir():  # a run's archs.csv / ranked.csv
+        return run_archs(path.parent, table=path)
     raise UserError(f"{path} has neither an 'arch_str' nor a 'genotype' column; add one")
 
 

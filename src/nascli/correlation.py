@@ -23,14 +23,16 @@ def _check(proxy: np.ndarray, truth: np.ndarray, name: str) -> None:
     if len(proxy) < MIN_POINTS:
         raise UserError(f"only {len(proxy)} architecture(s) have both '{name}' and a true accuracy; correlation "
                         f"needs at least {MIN_POINTS}: retrain more (`nas retrain RUN --sample K`) or check the join")
-    if not (np.all(np.isfinite(proxy)) and np.all(np.isfinite(truth))):
-        raise UserError(f"'{name}' or the truth has NaN or infinite values; drop the failed rows or re-score")
+    if np.any(np.isnan(proxy)) or not np.all(np.isfinite(truth)):
+        raise UserError(f"'{name}' or the truth has NaN values (or infinite truth); drop the failed rows or re-score")
 
 
 def point_estimates(proxy: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     tau = stats.kendalltau(proxy, truth, variant="b")
     rho = stats.spearmanr(proxy, truth)
-    r = stats.pearsonr(proxy, truth) if np.ptp(proxy) > 0 and np.ptp(truth) > 0 else None
+    # Rank statistics order -inf (a proxy's "worst") correctly; Pearson r has no value there.
+    finite = bool(np.all(np.isfinite(proxy)))
+    r = stats.pearsonr(proxy, truth) if finite and np.ptp(proxy) > 0 and np.ptp(truth) > 0 else None
     return {"kendall_tau": _num(tau.statistic), "kendall_p": _num(tau.pvalue),
             "spearman_rho": _num(rho.statistic), "spearman_p": _num(rho.pvalue),
             "pearson_r": _num(r.statistic) if r is not None else float("nan"),
@@ -49,6 +51,9 @@ def bootstrap_intervals(proxy: np.ndarray, truth: np.ndarray, resamples: int, co
     }
     out = {}
     for key, fn in stat_fns.items():
+        if key == "pearson_r" and not np.all(np.isfinite(proxy)):
+            continue
+
         def stat(x, y, fn=fn):
             # A resample may repeat one architecture n times (no spread): scipy warns and returns NaN.
             with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():

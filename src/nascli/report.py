@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: figures go to PNG files in run directories
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -189,8 +190,11 @@ def correlation_figure(frame: pd.DataFrame, results: list[dict], truth: str):
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4 * rows), squeeze=False)
     for ax, r in zip(axes.flat, results, strict=False):
         x = frame[r["proxy"]].to_numpy(dtype=float)
-        ax.scatter(x, frame[truth], s=10 if len(frame) > 200 else 22, alpha=0.5 if len(frame) > 200 else 0.8)
-        if x.min() > 0 and x.max() / x.min() > 100:
+        shown = np.isfinite(x)  # -inf scores (a proxy's worst) are ranked but cannot be drawn
+        ax.scatter(x[shown], frame[truth].to_numpy()[shown], s=10 if len(frame) > 200 else 22,
+                   alpha=0.5 if len(frame) > 200 else 0.8)
+        x = x[shown]
+        if len(x) and x.min() > 0 and x.max() / x.min() > 100:
             ax.set_xscale("log")
         ax.set_xlabel(r["proxy"] + (" (lower is better)" if r["direction"] < 0 else ""))
         ax.set_ylabel(truth)
@@ -210,3 +214,23 @@ def batch_table(outcomes, title: str) -> Table:
         table.add_row(r["arch_id"], str(r["seed"]), f"{r['val_acc']:.2f}", f"{r['test_acc']:.2f}", human(r["params"]),
                       f"{r['wall_time_s']:.0f}", out.run.path.name)
     return table
+
+
+def pnas_levels_figure(levels: list[list]):
+    """Predicted (before evaluation) vs measured score of every level's evaluated cells."""
+    shown = [(i + 1, cands) for i, cands in enumerate(levels) if any(c.extra.get("predicted") is not None
+                                                                     for c in cands)]
+    fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(4.4 * max(len(shown), 1), 4), squeeze=False)
+    for ax, (level, cands) in zip(axes[0], shown, strict=False):
+        pts = [(c.extra["predicted"], c.score) for c in cands if c.extra.get("predicted") is not None
+               and c.status == "ok"]
+        if pts:
+            ax.scatter(*zip(*pts, strict=True), s=18)
+        ax.set_xlabel("predicted (before evaluation)")
+        ax.set_ylabel("measured")
+        ax.set_title(f"level {level}")
+    if not shown:
+        axes[0][0].text(0.5, 0.5, "one level only: nothing was predicted", ha="center", va="center")
+        axes[0][0].axis("off")
+    fig.tight_layout()
+    return fig

@@ -117,7 +117,8 @@ def proxy_scores(proxies: list[Proxy], archs, cfg: DictConfig, space, splits, ru
                 except (RuntimeError, torch.linalg.LinAlgError) as e:
                     row[f"{proxy.name}_error"] = str(e).splitlines()[0][:200]
                     value = float("nan")
-                if not math.isfinite(value):
+                # -inf is a legitimate worst score (naswot of a cell whose output is constant); NaN is a failure.
+                if math.isnan(value):
                     ok = False
                 row[proxy.name] = value
             values.append(row)

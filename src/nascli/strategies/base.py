@@ -25,7 +25,7 @@ from nascli.spaces.base import SearchSpace
 STRATEGIES: dict[str, type[Strategy]] = {}
 register_strategy = registrar(STRATEGIES)
 
-BUILTIN_STRATEGY_MODULES = ("nascli.strategies.random_search", "nascli.strategies.snas")
+BUILTIN_STRATEGY_MODULES = ("nascli.strategies.random_search", "nascli.strategies.snas", "nascli.strategies.pnas")
 
 
 @dataclass

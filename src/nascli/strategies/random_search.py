@@ -34,11 +34,12 @@ def arch_seed(seed: int, arch: Arch) -> int:
     return zlib.crc32(f"{seed}:{arch.arch_id}".encode())
 
 
-def train_candidate(arch: Arch, ctx: SearchContext, epochs: int) -> Candidate:
-    """Train `arch` at the space's search size for `epochs`; score = final val accuracy."""
+def train_candidate(arch: Arch, ctx: SearchContext, epochs: int, net=None) -> Candidate:
+    """Train `arch` at the space's search size (or `net`) for `epochs`; score = final val accuracy."""
     seed = arch_seed(ctx.seed, arch)
     torch.manual_seed(seed)
-    model = ctx.runtime.prepare(ctx.space.build(arch, ctx.splits.shape, ctx.space.cfg.search))
+    size = net if net is not None else ctx.space.cfg.search
+    model = ctx.runtime.prepare(ctx.space.build(arch, ctx.splits.shape, size))
     started = time.perf_counter()
     try:
         history = fit(model, ctx.splits, ctx.cfg.train, epochs=epochs, batch_size=int(ctx.cfg.budget.batch_size),

@@ -1,0 +1,1 @@
+"""PNAS's parts: cell growth per space, the accuracy predictor, candidate evaluators."""

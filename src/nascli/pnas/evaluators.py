@@ -1,0 +1,72 @@
+"""Candidate evaluators for PNAS: short training, or a benchmark-table lookup.
+
+Both return a Candidate whose score is a val accuracy in percent, so the strategy's budget
+accounting (evaluations, seconds) and the predictor see the same thing either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
+
+from nascli.arch import Arch
+from nascli.errors import UserError
+from nascli.registry import registrar
+from nascli.strategies.base import Candidate, SearchContext
+
+EVALUATORS: dict[str, type] = {}
+register_evaluator = registrar(EVALUATORS)
+
+
+@dataclass
+class Evaluator:
+    cfg: object  # the pnas strategy config
+
+    def check(self, ctx: SearchContext) -> None:
+        """Raise UserError before any work if this evaluator cannot run with ctx."""
+
+    def __call__(self, arch: Arch, ctx: SearchContext) -> Candidate:
+        raise NotImplementedError
+
+
+@register_evaluator("train")
+class TrainEvaluator(Evaluator):
+    """Train the child for `epochs` on the train split; score = final-epoch val accuracy."""
+
+    def __call__(self, arch: Arch, ctx: SearchContext) -> Candidate:
+        from nascli.strategies.random_search import train_candidate
+
+        return train_candidate(arch, ctx, int(self.cfg.epochs), net=child_size(self.cfg, ctx.space))
+
+    def check(self, ctx: SearchContext) -> None:
+        child_size(self.cfg, ctx.space)
+
+
+def child_size(cfg, space):
+    """The space's search size with strategy.child.<space> keys on top (PNAS: N=2, F=24 on CIFAR)."""
+    net = space.cfg.search
+    override = (OmegaConf.to_container(cfg.child) or {}).get(space.name) if cfg.child else None
+    if not override:
+        return net
+    unknown = sorted(set(override) - set(net.keys()))
+    if unknown:
+        raise UserError(f"strategy.child.{space.name}.{unknown[0]} is not a size key of space {space.name}; "
+                        f"use {', '.join(net.keys())}")
+    return OmegaConf.merge(net, override)
+
+
+@register_evaluator("table")
+class TableEvaluator(Evaluator):
+    """Look the cell up in benchmark.table (benchmark.metric column): no training at all."""
+
+    def check(self, ctx: SearchContext) -> None:
+        if ctx.benchmark is None:
+            raise UserError("strategy.evaluator=table needs a benchmark table; add "
+                            "benchmark.table=../shared/benchmarks/nb201/nb201_cifar10.csv")
+
+    def __call__(self, arch: Arch, ctx: SearchContext) -> Candidate:
+        value = ctx.benchmark.value(ctx.space, arch)
+        if value is None:
+            return Candidate(arch, float("nan"), "failed", {"error": "not in the benchmark table"})
+        return Candidate(arch, float(value), "ok", {})

@@ -1,0 +1,184 @@
+"""PNAS (Liu et al. 2018): progressive cell growth guided by a learned accuracy predictor.
+
+    S_1 = every level-1 cell; evaluate all; fit the predictor on (cell, accuracy)
+    for b = 2..B: expand every cell of the beam by one step; rank the expansions with the
+                  predictor; keep the top K; evaluate them; refit the predictor on everything
+    return the evaluated cells of every level, ranked by their measured score
+
+The beam of level b is the K evaluated cells of level b (all of S_1 at level 1), as in the
+paper. Scores are final-epoch val accuracies (or table lookups), never the best epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from nascli.arch import Arch
+from nascli.errors import UserError
+from nascli.pnas.evaluators import EVALUATORS
+from nascli.pnas.growth import growth_for
+from nascli.pnas.predictor import Ensemble, PredictorConfig
+from nascli.progress import progress_bar
+from nascli.strategies.base import Candidate, SearchContext, Strategy, register_strategy
+
+
+@dataclass
+class PnasConfig:
+    name: str = "pnas"
+    levels: int = 3  # B: the number of blocks (pnas) or live edges (nb201) the search grows to
+    beam: int = 8  # K: cells kept (and evaluated) per level after level 1
+    epochs: int = 3  # child training epochs (train evaluator)
+    evaluator: str = "train"  # train | table
+    child: Any = None  # per space, keys over its search size: {pnas: {channels: 4, layers: 3}}
+    max_evaluations: int | None = None  # stop once this many cells were evaluated (search-efficiency runs)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+
+
+def correlations(pred: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
+    ok = np.isfinite(pred) & np.isfinite(truth)
+    if ok.sum() < 3 or np.ptp(pred[ok]) == 0 or np.ptp(truth[ok]) == 0:
+        return {"spearman": None, "kendall": None, "n": int(ok.sum())}
+    return {"spearman": float(stats.spearmanr(pred[ok], truth[ok]).statistic),
+            "kendall": float(stats.kendalltau(pred[ok], truth[ok]).statistic), "n": int(ok.sum())}
+
+
+@register_strategy("pnas")
+class Pnas(Strategy):
+    name = "pnas"
+    Config = PnasConfig
+    spaces = ("pnas", "nb201")
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.predictor: Ensemble | None = None
+        self._state: dict | None = None
+
+    def _check(self, ctx: SearchContext):
+        cfg = self.cfg
+        if cfg.evaluator not in EVALUATORS:
+            raise UserError(f"strategy.evaluator={cfg.evaluator} is unknown; use {' or '.join(EVALUATORS)}")
+        growth = growth_for(ctx.space)
+        if not 1 <= int(cfg.levels) <= growth.max_level:
+            raise UserError(f"strategy.levels={cfg.levels} is out of range for space {ctx.space.name}: "
+                            f"1..{growth.max_level}")
+        if int(cfg.beam) < 1 or int(cfg.epochs) < 1:
+            raise UserError("strategy.beam and strategy.epochs must be at least 1")
+        evaluator = EVALUATORS[cfg.evaluator](cfg)
+        evaluator.check(ctx)
+        return growth, evaluator
+
+    def search(self, ctx: SearchContext) -> list[Candidate]:
+        cfg = self.cfg
+        growth, evaluator = self._check(ctx)
+        self.predictor = Ensemble(cfg.predictor, growth.n_inputs, growth.n_ops, ctx.seed)
+        budget = {"evaluations": 0, "seconds": 0.0}
+        limit = int(cfg.max_evaluations) if cfg.max_evaluations else None
+        seen: dict[str, Candidate] = {}
+        order: list[Candidate] = []  # evaluation order
+        levels_out = []
+
+        def evaluate(cells: list[Arch], level: int, predicted: dict[str, float]) -> list[Candidate]:
+            out = []
+            with progress_bar(f"level {level}: evaluating", len(cells)) as advance:
+                for arch in cells:
+                    if limit is not None and budget["evaluations"] >= limit:
+                        break
+                    started = time.perf_counter()
+                    cand = evaluator(arch, ctx)
+                    budget["seconds"] += time.perf_counter() - started
+                    budget["evaluations"] += 1
+                    cand.extra.update(level=level, evaluation=budget["evaluations"],
+                                      predicted=predicted.get(arch.arch_id))
+                    seen[arch.arch_id] = cand
+                    order.append(cand)
+                    out.append(cand)
+                    advance(1)
+            return out
+
+        def fit() -> dict:
+            ok = [c for c in order if c.status == "ok" and math.isfinite(c.score)]
+            return self.predictor.fit([growth.tokens(c.arch) for c in ok], [c.score / 100.0 for c in ok])
+
+        beam = evaluate(growth.level1(), 1, {})
+        loss = fit()
+        self._log_level(ctx, growth, 1, beam, order, None, loss, budget, 0)
+        levels_out.append(beam)
+        for level in range(2, int(cfg.levels) + 1):
+            if limit is not None and budget["evaluations"] >= limit:
+                break
+            expansions: dict[str, Arch] = {}
+            for cand in beam:
+                for child in growth.expand(cand.arch):
+                    if child.arch_id not in seen:
+                        expansions.setdefault(child.arch_id, child)
+            if not expansions:
+                break
+            cells = list(expansions.values())
+            mean, spread = self.predictor.predict([growth.tokens(a) for a in cells])
+            # Stable sort on (-prediction, arch_id): ties never depend on dict order.
+            ranked = sorted(range(len(cells)), key=lambda i: (-mean[i], cells[i].arch_id))[: int(cfg.beam)]
+            chosen = [cells[i] for i in ranked]
+            predicted = {cells[i].arch_id: float(mean[i]) * 100 for i in ranked}
+            beam = evaluate(chosen, level, predicted)
+            # Extrapolation b-1 -> b: predictions made before the predictor saw these cells.
+            truth = np.array([c.score for c in beam])
+            pred = np.array([predicted[c.arch.arch_id] for c in beam])
+            extrapolation = correlations(pred, truth)
+            loss = fit()
+            self._log_level(ctx, growth, level, beam, order, extrapolation, loss, budget, len(cells))
+            levels_out.append(beam)
+        ctx.log(event="budget", **budget)
+        self._plot(ctx, levels_out)
+        return order
+
+    def _log_level(self, ctx, growth, level, beam, order, extrapolation, loss, budget, expansions) -> None:
+        ok = [c for c in order if c.status == "ok" and math.isfinite(c.score)]
+        fitted, _ = self.predictor.predict([growth.tokens(c.arch) for c in ok])
+        fitted = {c.arch.arch_id: float(p) * 100 for c, p in zip(ok, fitted, strict=True)}
+        # Fit quality on every cell seen so far: the paper's "train" correlation.
+        train_corr = correlations(np.array([fitted[c.arch.arch_id] for c in ok]), np.array([c.score for c in ok]))
+        scores = [c.score for c in beam if c.status == "ok"]
+        ctx.log(event="level", level=level, evaluated=len(beam), expansions=expansions,
+                best=max(scores, default=None), predictor_train=train_corr, predictor_extrapolation=extrapolation,
+                **loss, evaluations=budget["evaluations"], evaluation_seconds=round(budget["seconds"], 3))
+        if ctx.run is not None:
+            import pandas as pd
+
+            rows = [{"arch_id": c.arch.arch_id, "level": level, "score": c.score, "status": c.status,
+                     "predicted_before": c.extra.get("predicted"), "fitted_after": fitted.get(c.arch.arch_id),
+                     "description": ctx.space.describe(c.arch)} for c in beam]
+            ctx.run.write_csv(f"levels/level_{level}.csv", pd.DataFrame(rows))
+
+    def _plot(self, ctx, levels_out) -> None:
+        if ctx.run is None:
+            return
+        from nascli.report import pnas_levels_figure
+
+        ctx.run.save_plot("predicted_vs_true.png", pnas_levels_figure(levels_out))
+
+    def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
+        if self.predictor is None:
+            if self._state is None:
+                raise UserError("the pnas strategy has no trained predictor; score from a finished search run")
+            growth = growth_for(ctx.space)
+            self.predictor = Ensemble(self.cfg.predictor, growth.n_inputs, growth.n_ops, ctx.seed)
+            self.predictor.load_state_dict(self._state["predictor"])
+        growth = growth_for(ctx.space)
+        mean, _ = self.predictor.predict([growth.tokens(a) for a in archs])
+        return [float(m) * 100 for m in mean]
+
+    def state_dict(self) -> dict:
+        if self.predictor is None:
+            return dict(self._state or {})
+        return {"predictor": self.predictor.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._state = state
+        self.predictor = None

@@ -1,0 +1,135 @@
+"""PNAS: block de-duplication, expansion counts, the predictor, the table evaluator, the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from nascli.pnas.growth import growth_for
+from nascli.pnas.predictor import Ensemble, PredictorConfig
+from nascli.spaces import get_space
+from tests.conftest import TINY
+
+
+def test_level_one_blocks_are_deduplicated():
+    space = get_space("pnas")
+    growth = growth_for(space)
+    cells = growth.level1()
+    # 8 ops x 2 inputs = 16 (op, input) sides; unordered pairs with repetition: 16*17/2.
+    assert len(cells) == 136 == len({c.arch_id for c in cells})
+    a = space.make(space.cell([[("sep_conv_3x3", 0), ("max_pool_3x3", 1)]]))
+    b = space.make(space.cell([[("max_pool_3x3", 1), ("sep_conv_3x3", 0)]]))
+    assert a.arch_id == b.arch_id  # a block is unordered
+
+
+@pytest.mark.parametrize("b", [2, 3, 4])
+def test_expansion_counts_follow_the_block_formula(b):
+    space = get_space("pnas")
+    growth = growth_for(space)
+    rng = random.Random(b)
+    parent = space.make(space.cell([list(rng.choice(space.block_choices(i))) for i in range(1, b)]))
+    n = 8 * (b + 1)  # (op, input) sides for block b: 8 ops x (b + 1) inputs
+    children = growth.expand(parent)
+    assert len(children) == n * (n + 1) // 2 == len({c.arch_id for c in children})
+    assert all(growth.level(c) == b for c in children)
+    # ordered count |B_b| = (b+1)^2 * 64 from the paper: every ordered block maps onto an unordered one
+    assert (b + 1) ** 2 * 64 == n * n
+
+
+def test_nb201_growth_adds_one_live_edge():
+    space = get_space("nb201")
+    growth = growth_for(space)
+    level1 = growth.level1()
+    assert len(level1) == 6 * 4
+    children = growth.expand(level1[0])
+    assert len(children) == 5 * 4 and all(growth.level(c) == 2 for c in children)
+
+
+def _synthetic(space, growth, n, seed):
+    rng = random.Random(seed)
+    cells = [space.sample(rng, blocks=rng.randint(1, 3)) for _ in range(n)]
+    # A monotone target: more convolution tokens -> higher "accuracy".
+    convs = np.array([sum(op.startswith(("sep", "dil", "conv")) for node in c.genotype["normal"] for op, _ in node)
+                      for c in cells], dtype=float)
+    target = 0.3 + 0.1 * convs + 0.01 * np.array([growth.level(c) for c in cells])
+    return cells, target
+
+
+@pytest.mark.parametrize("kind", ["lstm", "mlp"])
+def test_predictor_fit_lowers_loss_and_ranks_a_monotone_target(kind):
+    space = get_space("pnas")
+    growth = growth_for(space)
+    cells, target = _synthetic(space, growth, 120, 0)
+    ens = Ensemble(PredictorConfig(kind=kind, members=3, hidden=32, embedding=16, epochs=40), growth.n_inputs,
+                   growth.n_ops, seed=0)
+    loss = ens.fit([growth.tokens(c) for c in cells], target.tolist())
+    assert loss["l1_after"] < 0.5 * loss["l1_before"]
+    held, held_target = _synthetic(space, growth, 60, 1)
+    mean, spread = ens.predict([growth.tokens(c) for c in held])
+    assert stats.spearmanr(mean, held_target).statistic > 0.8
+    assert spread.shape == mean.shape and (spread >= 0).all()
+
+
+def _nb201_table(path, seed=0):
+    space = get_space("nb201")
+    rows = []
+    import itertools
+
+    for ops in itertools.product(space.ops, repeat=6):
+        cell = [[[ops[0], 0]], [[ops[1], 0], [ops[2], 1]], [[ops[3], 0], [ops[4], 1], [ops[5], 2]]]
+        arch = space.make({"cell": cell})
+        # Synthetic truth: conv-heavy cells are better, plus seeded noise.
+        score = 60 + 5 * sum(o == "nor_conv_3x3" for o in ops) + 2 * sum(o == "nor_conv_1x1" for o in ops)
+        rows.append({"arch_str": space.arch_str(arch), "acc": score + random.Random(hash(ops) % 1000).random()})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return pd.DataFrame(rows).set_index("arch_str")
+
+
+def test_table_evaluator_matches_the_csv_and_the_search_grows(cli, run_root, tmp_path):
+    table = _nb201_table(tmp_path / "t.csv")
+    res = cli("search", "strategy=pnas", "space=nb201", "strategy.evaluator=table", "strategy.levels=4",
+              "strategy.beam=4", "strategy.predictor.members=2", "strategy.predictor.epochs=20",
+              f"benchmark.table={tmp_path / 't.csv'}", "benchmark.metric=acc", "dataset=digits",
+              "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    run = next((run_root / "search").iterdir())
+    archs = pd.read_csv(run / "archs.csv")
+    assert len(archs) == 24 + 3 * 4  # all level-1 cells, then K per level
+    for _, row in archs.iterrows():
+        arch = json.loads((run / "archs" / f"{row['arch_id']}.json").read_text())
+        arch_str = get_space("nb201").arch_str(get_space("nb201").make(arch["genotype"]))
+        assert row["score"] == pytest.approx(table.loc[arch_str, "acc"])
+    levels = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line).get("event") == "level"]
+    assert [r["level"] for r in levels] == [1, 2, 3, 4]
+    assert all(r["predictor_train"]["spearman"] is not None for r in levels)
+    assert levels[-1]["evaluations"] == len(archs)
+    assert (run / "plots" / "predicted_vs_true.png").is_file() and (run / "levels" / "level_4.csv").is_file()
+    # The predictor, not luck: level-4 cells beat the average level-1 cell on this conv-loving table.
+    assert archs[archs["level"] == 4]["score"].mean() > archs[archs["level"] == 1]["score"].mean() + 5
+
+
+def test_pnas_train_evaluator_cli_and_retrain(cli, run_root):
+    res = cli("search", "strategy=pnas", "space=nb201", "strategy.levels=2", "strategy.beam=2",
+              "strategy.child.nb201.channels=4", "strategy.predictor.members=2", "strategy.predictor.epochs=10",
+              *[t for t in TINY if not t.startswith("space.")], "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    run = next((run_root / "search").iterdir())
+    assert len(pd.read_csv(run / "archs.csv")) == 24 + 2
+    res = cli("retrain", run / "arch.json", "budget=smoke", "space.retrain.channels=4",
+              "space.retrain.cells_per_stage=1", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    res = cli("rank", run, "--run-root", run_root)  # score(): the predictor's mean
+    assert res.exit_code == 0, res.output
+
+
+def test_table_evaluator_without_a_table_is_a_user_error(cli, run_root):
+    res = cli("search", "strategy=pnas", "space=nb201", "strategy.evaluator=table", "--run-root", run_root)
+    assert res.exit_code == 2 and "benchmark.table" in res.stderr
+    res = cli("search", "strategy=pnas", "space=darts", "--run-root", run_root)
+    assert res.exit_code == 2 and "pnas" in res.stderr
