@@ -31,8 +31,9 @@ test: $(STAMP) ## Run the test suite
 lint: $(STAMP) ## Static checks (ruff)
 	$(BIN)/ruff check src tests bench
 
-bench: $(STAMP) ## Benchmarks as ratios against reference implementations -> bench/results.json
+bench: $(STAMP) ## Benchmarks against in-process references -> bench/results.json, bench/pnas_efficiency.json
 	$(BIN)/python bench/run.py --out bench/results.json
+	$(BIN)/python bench/pnas_efficiency.py --out bench/pnas_efficiency.json
 
 clean: ## Remove build artefacts, caches and run directories
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache $(RUNS)

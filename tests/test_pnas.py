@@ -124,8 +124,11 @@ def test_pnas_train_evaluator_cli_and_retrain(cli, run_root):
     res = cli("retrain", run / "arch.json", "budget=smoke", "space.retrain.channels=4",
               "space.retrain.cells_per_stage=1", "--run-root", run_root)
     assert res.exit_code == 0, res.output
-    res = cli("rank", run, "--run-root", run_root)  # score(): the predictor's mean
+    res = cli("rank", run, "--run-root", run_root)  # score(): the predictor's mean, and its spread beside it
     assert res.exit_code == 0, res.output
+    ranked = pd.read_csv(next((run_root / "rank").iterdir()) / "ranked.csv")
+    assert len(ranked) == 26 and ranked["strategy_pnas"].between(0, 100).all()
+    assert (ranked["strategy_pnas_spread"] >= 0).all() and ranked["strategy_pnas_spread"].gt(0).any()
 
 
 def test_table_evaluator_without_a_table_is_a_user_error(cli, run_root):

@@ -81,6 +81,7 @@ class CorrelateConfig:
     truth: str | None = None  # truth column; null: test_acc of retrain runs, or the benchmark column of a rank run
     lower_is_better: list[str] = field(default_factory=list)  # extra columns to negate (registered proxies know)
     top_k: int = 10  # precision@K and top-K overlap
+    collapse: bool = True  # average architectures that compute the same function
     bootstrap: int = 2000  # resamples for the confidence intervals
     confidence: float = 0.95
 

@@ -171,7 +171,10 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
     if frame.empty:
         raise UserError(f"no architecture of {run.path} has a true accuracy; retrain some first "
                         f"(`nas retrain {run.path} --sample 8`)")
-    frame, collapsed = collapse_functional(frame, run, cols, truth)
+    if cfg.collapse:
+        frame, collapsed = collapse_functional(frame, run, cols, truth)
+    else:
+        collapsed = {"rule": "none (collapse=false)", "rows": len(frame), "kept": len(frame), "groups": []}
     if per_seed is not None and collapsed["kept"] != collapsed["rows"]:
         per_seed = None  # seed columns no longer line up with collapsed rows
     _no_nan(frame, cols, truth)

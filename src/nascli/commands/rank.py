@@ -63,9 +63,10 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
             columns = [p.name for p in proxies]
             directions = {p.name: p.direction for p in proxies}
         else:
-            name, scores = strategy_scores(search_run, archset.archs, space, runtime)
+            name, scores, extras = strategy_scores(search_run, archset.archs, space, runtime)
             columns = [STRATEGY_PREFIX + name]
-            values = [{columns[0]: s} for s in scores]
+            values = [{columns[0]: s, **{f"{columns[0]}_{k}": v for k, v in extra.items()}}
+                      for s, extra in zip(scores, extras, strict=True)]
             status = ["ok" if math.isfinite(s) else "failed" for s in scores]
             directions = {columns[0]: 1}
         seconds = time.perf_counter() - started
@@ -127,7 +128,7 @@ def proxy_scores(proxies: list[Proxy], archs, cfg: DictConfig, space, splits, ru
     return values, status
 
 
-def strategy_scores(search_run: RunDir, archs, space, runtime) -> tuple[str, list[float]]:
+def strategy_scores(search_run: RunDir, archs, space, runtime) -> tuple[str, list[float], list[dict]]:
     """The search run's own proxy (its strategy's score()) from its saved state."""
     run_cfg = search_run.config
     ckpt_path = search_run.path / "checkpoints" / "strategy.pt"
@@ -143,4 +144,5 @@ def strategy_scores(search_run: RunDir, archs, space, runtime) -> tuple[str, lis
     generator = seed_everything(int(run_cfg.seed))
     splits = load_splits(run_cfg.dataset).to(runtime.device)
     ctx = SearchContext(run_cfg, run_space, splits, runtime, generator, run=None)
-    return run_cfg.strategy.name, [float(s) for s in strategy.score(archs, ctx)]
+    scores, extras = strategy.score_details(archs, ctx)
+    return run_cfg.strategy.name, [float(s) for s in scores], extras

@@ -21,7 +21,7 @@ from nascli.registry import load_plugins, lookup, registrar
 SPACES: dict[str, type[SearchSpace]] = {}
 register_space = registrar(SPACES)
 
-BUILTIN_SPACE_MODULES = ("nascli.spaces.darts", "nascli.spaces.nb201", "nascli.spaces.pnas")
+BUILTIN_SPACE_MODULES = ("nascli.spaces.darts", "nascli.spaces.nb201", "nascli.spaces.pnas", "nascli.spaces.membank")
 
 
 @dataclass(frozen=True)

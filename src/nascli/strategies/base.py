@@ -25,7 +25,8 @@ from nascli.spaces.base import SearchSpace
 STRATEGIES: dict[str, type[Strategy]] = {}
 register_strategy = registrar(STRATEGIES)
 
-BUILTIN_STRATEGY_MODULES = ("nascli.strategies.random_search", "nascli.strategies.snas", "nascli.strategies.pnas")
+BUILTIN_STRATEGY_MODULES = ("nascli.strategies.random_search", "nascli.strategies.snas", "nascli.strategies.pnas",
+                            "nascli.strategies.smash")
 
 
 @dataclass
@@ -85,6 +86,10 @@ class Strategy(ABC):
     @abstractmethod
     def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
         """The strategy's proxy score for arbitrary architectures of the space (for `nas rank`)."""
+
+    def score_details(self, archs: Sequence[Arch], ctx: SearchContext) -> tuple[list[float], list[dict]]:
+        """score() plus per-architecture extras (e.g. an ensemble's spread) that `nas rank` writes beside it."""
+        return list(self.score(archs, ctx)), [{} for _ in archs]
 
     def state_dict(self) -> dict:
         """Everything needed to score later or resume (saved to checkpoints/strategy.pt)."""

@@ -164,6 +164,10 @@ class Pnas(Strategy):
         ctx.run.save_plot("predicted_vs_true.png", pnas_levels_figure(levels_out))
 
     def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
+        return self.score_details(archs, ctx)[0]
+
+    def score_details(self, archs: Sequence[Arch], ctx: SearchContext) -> tuple[list[float], list[dict]]:
+        """Ensemble mean prediction (accuracy %), and the members' spread (std, points) as its uncertainty."""
         if self.predictor is None:
             if self._state is None:
                 raise UserError("the pnas strategy has no trained predictor; score from a finished search run")
@@ -171,8 +175,8 @@ class Pnas(Strategy):
             self.predictor = Ensemble(self.cfg.predictor, growth.n_inputs, growth.n_ops, ctx.seed)
             self.predictor.load_state_dict(self._state["predictor"])
         growth = growth_for(ctx.space)
-        mean, _ = self.predictor.predict([growth.tokens(a) for a in archs])
-        return [float(m) * 100 for m in mean]
+        mean, spread = self.predictor.predict([growth.tokens(a) for a in archs])
+        return [float(m) * 100 for m in mean], [{"spread": float(s) * 100} for s in spread]
 
     def state_dict(self) -> dict:
         if self.predictor is None:

@@ -1,0 +1,1 @@
+"""SMASH (Brock et al. 2018): one HyperNet generates weights for any memory-bank architecture."""

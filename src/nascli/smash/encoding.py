@@ -1,0 +1,75 @@
+"""SMASH's conditioning tensor: where each op of an architecture reads, writes and what it is.
+
+The tensor has shape [channels, rows, columns]: one row per op slot (block b, op j -> row
+b * max_ops + j) and one column per unit of the op's bottleneck width, so the HyperNet's
+output at (row, column) becomes `unit` output filters of that op's 1x1 conv. As in the
+reference it is filled with -1; the cells of an op's row up to its width get +1 on the
+channels of the banks it reads, the banks it writes, its block, its width, and the kernel
+sizes, dilations, groups and number of paths its convs use.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nascli.arch import Arch
+from nascli.errors import UserError
+
+
+class Encoder:
+    def __init__(self, space_cfg):
+        c = space_cfg
+        self.unit, self.max_ops, self.blocks = int(c.unit), int(c.max_ops), int(c.blocks)
+        self.max_banks, self.max_width_units = int(c.max_banks), int(c.max_width_units)
+        self.kernels, self.dilations, self.groups = list(c.kernels), list(c.dilations), list(c.groups)
+        self.max_bank_channels = int(c.max_bank_units) * self.unit
+        self.max_in = int(c.max_reads) * self.max_bank_channels  # widest input a 1x1 conv can read
+        self.max_reads, self.max_writes = int(c.max_reads), int(c.max_writes)
+        offsets, start = {}, 0
+        for name, size in (("read", self.max_banks), ("write", self.max_banks), ("block", self.blocks),
+                           ("width", self.max_width_units), ("kernel", len(self.kernels)),
+                           ("dilation", len(self.dilations)), ("groups", len(self.groups)), ("paths", 2)):
+            offsets[name] = start
+            start += size
+        self.offsets, self.channels = offsets, start
+        self.rows, self.columns = self.blocks * self.max_ops, self.max_width_units
+
+    def check(self, arch: Arch) -> None:
+        """UserError unless the HyperNet and shared weights configured here can hold `arch`."""
+        blocks = arch.genotype["blocks"]
+        problems = []
+        if len(blocks) != self.blocks:
+            problems.append(f"{len(blocks)} blocks (configured: space.blocks={self.blocks})")
+        for b, block in enumerate(blocks):
+            if block["banks"] > self.max_banks or block["bank_channels"] > self.max_bank_channels \
+                    or block["bank_channels"] % self.unit:
+                problems.append(f"block {b} banks {block['banks']}x{block['bank_channels']}")
+            if len(block["ops"]) > self.max_ops:
+                problems.append(f"block {b} has {len(block['ops'])} ops > space.max_ops={self.max_ops}")
+            for op in block["ops"]:
+                convs = [conv for path in op["paths"] for conv in path]
+                if op["width"] % self.unit or op["width"] > self.max_width_units * self.unit \
+                        or len(op["read"]) > self.max_reads or len(op["write"]) > self.max_writes \
+                        or any(k not in self.kernels or d not in self.dilations or g not in self.groups
+                               for k, d, g in convs):
+                    problems.append(f"block {b} op {op}")
+        if problems:
+            raise UserError(f"architecture {arch.arch_id} does not fit the SMASH network configured by space.*: "
+                            f"{problems[0]}; sample it from the same space config")
+
+    def encode(self, arch: Arch) -> torch.Tensor:
+        c = torch.full((self.channels, self.rows, self.columns), -1.0)
+        o = self.offsets
+        for b, block in enumerate(arch.genotype["blocks"]):
+            for j, op in enumerate(block["ops"]):
+                cols = slice(0, op["width"] // self.unit)
+                row = b * self.max_ops + j
+                on = [o["read"] + r for r in op["read"]] + [o["write"] + w for w in op["write"]]
+                on += [o["block"] + b, o["width"] + op["width"] // self.unit - 1, o["paths"] + len(op["paths"]) - 1]
+                for path in op["paths"]:
+                    for k, d, g in path:
+                        on += [o["kernel"] + self.kernels.index(k), o["dilation"] + self.dilations.index(d),
+                               o["groups"] + self.groups.index(g)]
+                for ch in set(on):
+                    c[ch, row, cols] = 1.0
+        return c

@@ -1,0 +1,52 @@
+"""SMASH's HyperNet: a small weight-normalised conv net from (noise, conditioning) to 1x1 filters.
+
+No BN and no biases (the reference's choice; its LeakyReLU because plain ReLU hid NaNs). Its
+output at (row, column) holds `unit` filters of `max_in` inputs each: row = op slot, column =
+unit of the op's bottleneck width. Each op's 1x1 weight is sliced out and normalised by its
+Frobenius norm, as the reference's `wn2d`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from nascli.arch import Arch
+from nascli.smash.encoding import Encoder
+
+
+class HyperNet(nn.Module):
+    def __init__(self, encoder: Encoder, z_channels: int, width: int, depth: int):
+        super().__init__()
+        self.encoder, self.z_channels = encoder, z_channels
+        layers: list[nn.Module] = []
+        c = z_channels + encoder.channels
+        for _ in range(depth):
+            conv = nn.Conv2d(c, width, 3, padding=1, bias=False)
+            nn.init.orthogonal_(conv.weight)
+            layers += [weight_norm(conv), nn.LeakyReLU(0.02)]
+            c = width
+        out = nn.Conv2d(c, encoder.unit * encoder.max_in, 1, bias=False)
+        nn.init.orthogonal_(out.weight)
+        layers.append(weight_norm(out))
+        self.net = nn.Sequential(*layers)
+
+    def noise(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        e = self.encoder
+        return torch.randn(self.z_channels, e.rows, e.columns, generator=generator)
+
+    def forward(self, arch: Arch, conditioning: torch.Tensor, z: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Per block, per op: the generated 1x1 weight [width, channels read, 1, 1]."""
+        e = self.encoder
+        device = next(self.parameters()).device
+        out = self.net(torch.cat([z, conditioning]).unsqueeze(0).to(device))[0]  # [unit*max_in, rows, cols]
+        weights = []
+        for b, block in enumerate(arch.genotype["blocks"]):
+            per_op = []
+            for j, op in enumerate(block["ops"]):
+                row = out[:, b * e.max_ops + j, : op["width"] // e.unit]  # [unit*max_in, width units]
+                w = row.t().reshape(op["width"], e.max_in)[:, : len(op["read"]) * block["bank_channels"]]
+                per_op.append((w / w.norm().clamp_min(1e-8)).unsqueeze(-1).unsqueeze(-1))
+            weights.append(per_op)
+        return weights

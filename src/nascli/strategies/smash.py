@@ -1,0 +1,205 @@
+"""SMASH (Brock et al. 2018): train one HyperNet that generates weights for any architecture, then rank.
+
+    for every training batch: sample an architecture (budget and kernel size annealed upwards over
+        the first half), encode it, draw z, generate its 1x1 weights, run it with the shared
+        sliced weights, and update the HyperNet and the shared weights on the loss
+    score N sampled architectures by val accuracy with generated weights, averaged over k draws of z
+
+Scores are also computed with the conditioning rows scrambled (`score_scrambled`): the paper's
+ablation, the HyperNet then generates weights for another wiring. Settings follow the reference
+code: Adam lr 1e-3, betas (0.5, 0.999), eps 1e-4, weight decay 1e-4 except on the HyperNet,
+per-iteration cosine schedule, one architecture and one z per batch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from nascli.arch import Arch
+from nascli.errors import UserError
+from nascli.progress import progress_bar
+from nascli.smash.encoding import Encoder
+from nascli.smash.hypernet import HyperNet
+from nascli.smash.mainnet import SmashMainNet
+from nascli.strategies.base import Candidate, SearchContext, Strategy, register_strategy
+from nascli.train import make_loader
+
+
+@dataclass
+class HyperNetConfig:
+    width: int = 64  # channels of each hidden conv: the capacity knob (SMASH: small HyperNets rank worse)
+    depth: int = 4
+    z_channels: int = 8
+
+
+@dataclass
+class SmashConfig:
+    name: str = "smash"
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-2  # reference 1e-3 over ~90k steps; a CPU budget has ~1.4k
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    eps: float = 1e-4
+    weight_decay: float = 1e-4  # shared weights only; 0 on the HyperNet, as the reference
+    anneal_fraction: float = 0.5  # max budget 0.5 -> 1 and max kernel 3 -> 7 over this part of training
+    candidates: int = 250  # architectures sampled and ranked after training
+    noise_samples: int = 2  # draws of z averaged per score (the reference used 1)
+    val_batch_size: int = 512  # batch-statistics BN needs large batches
+    scrambled: bool = True  # also score with scrambled conditioning (the paper's ablation)
+    scrambled_noise_samples: int = 1
+    hypernet: HyperNetConfig = field(default_factory=HyperNetConfig)
+
+
+@register_strategy("smash")
+class Smash(Strategy):
+    name = "smash"
+    Config = SmashConfig
+    spaces = ("membank",)
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.hypernet: HyperNet | None = None
+        self.mainnet: SmashMainNet | None = None
+        self._state: dict | None = None
+
+    def _build(self, ctx: SearchContext) -> Encoder:
+        encoder = Encoder(ctx.space.cfg)
+        h = self.cfg.hypernet
+        torch.manual_seed(ctx.seed)
+        self.hypernet = HyperNet(encoder, int(h.z_channels), int(h.width), int(h.depth)).to(ctx.runtime.device)
+        self.mainnet = SmashMainNet(encoder, ctx.splits.shape, int(ctx.space.cfg.search.channels)).to(
+            ctx.runtime.device)
+        if self._state is not None:
+            self.hypernet.load_state_dict(self._state["hypernet"])
+            self.mainnet.load_state_dict(self._state["mainnet"])
+        return encoder
+
+    # -- search --------------------------------------------------------------------------------
+    def search(self, ctx: SearchContext) -> list[Candidate]:
+        cfg, rt = self.cfg, ctx.runtime
+        if int(cfg.epochs) < 1 or int(cfg.candidates) < 1 or int(cfg.noise_samples) < 1:
+            raise UserError("strategy.epochs, strategy.candidates and strategy.noise_samples must be at least 1")
+        encoder = self._build(ctx)
+        hyper_params = sum(p.numel() for p in self.hypernet.parameters())
+        main_params = sum(p.numel() for p in self.mainnet.parameters())
+        ctx.log(event="capacity", hypernet_params=hyper_params, mainnet_params=main_params,
+                hypernet_width=int(cfg.hypernet.width), hypernet_depth=int(cfg.hypernet.depth))
+        g = torch.Generator().manual_seed(ctx.seed)
+        loader = make_loader(ctx.splits.train, ctx.splits, int(cfg.batch_size), rt, train=True, generator=g,
+                             max_batches=ctx.cfg.budget.max_batches, dataset_cfg=ctx.cfg.dataset)
+        opt = torch.optim.Adam([
+            {"params": self.hypernet.parameters(), "weight_decay": 0.0},
+            {"params": self.mainnet.parameters(), "weight_decay": float(cfg.weight_decay)},
+        ], lr=float(cfg.lr), betas=tuple(cfg.betas), eps=float(cfg.eps))
+        total = int(cfg.epochs) * len(loader)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+        rng = random.Random(ctx.seed)
+        history = []
+        step = 0
+        with progress_bar("smash: training the HyperNet", total) as advance:
+            for epoch in range(int(cfg.epochs)):
+                started, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+                self.hypernet.train()
+                self.mainnet.train()
+                for x, y in loader:
+                    ramp = min(1.0, step / max(1.0, float(cfg.anneal_fraction) * total))
+                    arch = ctx.space.sample(rng, max_budget=0.5 + 0.5 * ramp, max_kernel=3 + round(4 * ramp))
+                    z = self.hypernet.noise(g)
+                    logits = self.mainnet(x, arch, self.hypernet(arch, encoder.encode(arch), z))
+                    loss = F.cross_entropy(logits, y)
+                    if not torch.isfinite(loss):
+                        raise UserError(f"SMASH training diverged at step {step} (loss {loss.item()}); "
+                                        "lower strategy.lr")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    step += 1
+                    loss_sum += loss.item() * len(y)
+                    correct += (logits.argmax(1) == y).sum().item()
+                    seen += len(y)
+                    advance(1)
+                record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
+                          "lr": sched.get_last_lr()[0], "seconds": round(time.perf_counter() - started, 2)}
+                history.append(record)
+                ctx.log(event="epoch", **record)
+                advance(0, epoch=f"{epoch + 1}/{cfg.epochs}", loss=round(record["train_loss"], 3))
+        archs, seen_ids = [], set()
+        sample_rng = random.Random(ctx.seed + 1)
+        while len(archs) < int(cfg.candidates):
+            arch = ctx.space.sample(sample_rng)
+            if arch.arch_id not in seen_ids:
+                seen_ids.add(arch.arch_id)
+                archs.append(arch)
+        scores = self._scores(archs, ctx, encoder, scrambled=False, label="scoring sampled architectures")
+        scrambled = (self._scores(archs, ctx, encoder, scrambled=True, label="scoring with scrambled conditioning",
+                                  noise_samples=int(cfg.scrambled_noise_samples))
+                     if cfg.scrambled else [math.nan] * len(archs))
+        self._plot(ctx, history, scores, scrambled)
+        return [Candidate(a, s, "ok" if math.isfinite(s) else "failed", {"score_scrambled": sc})
+                for a, s, sc in zip(archs, scores, scrambled, strict=True)]
+
+    @torch.no_grad()
+    def _scores(self, archs: Sequence[Arch], ctx: SearchContext, encoder: Encoder, *, scrambled: bool,
+                label: str, noise_samples: int | None = None) -> list[float]:
+        """Val accuracy with generated weights, mean over `noise_samples` fixed draws of z."""
+        cfg = self.cfg
+        self.hypernet.eval()
+        self.mainnet.eval()
+        val = make_loader(ctx.splits.val, ctx.splits, int(cfg.val_batch_size), ctx.runtime, train=False)
+        # The same z draws for every architecture, so scores differ by architecture only.
+        zg = torch.Generator().manual_seed(ctx.seed + 2)
+        noises = [self.hypernet.noise(zg) for _ in range(noise_samples or int(cfg.noise_samples))]
+        out = []
+        with progress_bar(label, len(archs)) as advance:
+            for arch in archs:
+                encoder.check(arch)
+                c = encoder.encode(arch)
+                if scrambled:
+                    # The rows (op slots) and width columns permuted: the HyperNet conditions on another wiring.
+                    pg = torch.Generator().manual_seed(int(arch.arch_id, 16) % 2**31)
+                    c = c[:, torch.randperm(c.shape[1], generator=pg)][:, :, torch.randperm(c.shape[2], generator=pg)]
+                accs = []
+                for z in noises:
+                    weights = self.hypernet(arch, c, z)
+                    correct = seen = 0
+                    for x, y in val:
+                        correct += (self.mainnet(x, arch, weights).argmax(1) == y).sum().item()
+                        seen += len(y)
+                    accs.append(100.0 * correct / seen)
+                out.append(sum(accs) / len(accs))
+                advance(1)
+        return out
+
+    def _plot(self, ctx, history, scores, scrambled) -> None:
+        if ctx.run is None:
+            return
+        from nascli.report import smash_figure
+
+        ctx.run.save_plot("smash.png", smash_figure(history, scores, scrambled))
+
+    # -- rank ----------------------------------------------------------------------------------
+    def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
+        if self.hypernet is None:
+            if self._state is None:
+                raise UserError("the smash strategy has no trained HyperNet; score from a finished search run")
+            encoder = self._build(ctx)
+        else:
+            encoder = Encoder(ctx.space.cfg)
+        return self._scores(archs, ctx, encoder, scrambled=False, label="SMASH scores")
+
+    def state_dict(self) -> dict:
+        if self.hypernet is None:
+            return dict(self._state or {})
+        return {"hypernet": self.hypernet.state_dict(), "mainnet": self.mainnet.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._state = state
+        self.hypernet = None

@@ -1,0 +1,148 @@
+"""SMASH: the membank space, the conditioning encoding, the HyperNet's weights, training and the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nascli.errors import UserError
+from nascli.smash.encoding import Encoder
+from nascli.smash.hypernet import HyperNet
+from nascli.smash.mainnet import SmashMainNet
+from nascli.spaces import get_space
+from nascli.spaces.base import DataShape
+
+SHAPE = DataShape(1, 8, 8, 10)
+
+
+def _sampled(n: int, seed: int = 0):
+    space = get_space("membank")
+    rng = random.Random(seed)
+    return space, [space.sample(rng) for _ in range(n)]
+
+
+def test_sampling_is_seeded_and_genotypes_round_trip_through_json():
+    space, archs = _sampled(30)
+    _, again = _sampled(30)
+    assert [a.arch_id for a in archs] == [a.arch_id for a in again]
+    assert len({a.arch_id for a in archs}) == 30
+    for arch in archs:
+        back = space.make(json.loads(json.dumps(arch.to_json()))["genotype"])
+        assert back.arch_id == arch.arch_id and back.genotype == arch.genotype
+    # Annealing limits what training samples early on.
+    small = [space.sample(random.Random(s), max_budget=0.5, max_kernel=3) for s in range(20)]
+    assert all(k == 3 for a in small for b in a.genotype["blocks"] for op in b["ops"] for p in op["paths"]
+               for k, _, _ in p)
+
+
+def test_encoding_is_deterministic_and_marks_reads_and_writes():
+    space, archs = _sampled(10)
+    enc = Encoder(space.cfg)
+    for arch in archs:
+        c = enc.encode(arch)
+        assert torch.equal(c, enc.encode(space.make(arch.genotype)))
+        assert c.shape == (enc.channels, enc.rows, enc.columns)
+        op = arch.genotype["blocks"][0]["ops"][0]
+        cell = c[:, 0, 0]
+        assert all(cell[enc.offsets["read"] + r] == 1 for r in op["read"])
+        assert all(cell[enc.offsets["write"] + w] == 1 for w in op["write"])
+        assert cell[enc.offsets["block"]] == 1
+        # Columns beyond the op's width and rows of absent ops stay at -1.
+        assert (c[:, 0, op["width"] // enc.unit:] == -1).all()
+    assert len({enc.encode(a).numpy().tobytes() for a in archs}) == len(archs)
+
+
+def test_generated_weights_fit_every_sampled_architecture():
+    space, archs = _sampled(25, seed=3)
+    enc = Encoder(space.cfg)
+    torch.manual_seed(0)
+    hyper, main = HyperNet(enc, 4, 16, 2), SmashMainNet(enc, SHAPE, 8)
+    x = torch.randn(6, 1, 8, 8)
+    for arch in archs:
+        weights = hyper(arch, enc.encode(arch), hyper.noise())
+        for block, per_op in zip(arch.genotype["blocks"], weights, strict=True):
+            for op, w in zip(block["ops"], per_op, strict=True):
+                assert w.shape == (op["width"], len(op["read"]) * block["bank_channels"], 1, 1)
+                assert w.norm().item() == pytest.approx(1.0, rel=1e-4)
+        assert main(x, arch, weights).shape == (6, 10)
+
+
+def test_an_architecture_that_does_not_fit_the_hypernet_is_a_user_error():
+    space, (arch,) = _sampled(1)
+    genotype = json.loads(json.dumps(arch.genotype))
+    genotype["blocks"][0]["ops"] *= 4  # more ops than space.max_ops
+    with pytest.raises(UserError, match="max_ops"):
+        Encoder(space.cfg).check(space.make(genotype))
+
+
+def test_a_hypernet_training_step_lowers_the_loss_on_a_fixed_batch():
+    space, (arch,) = _sampled(1, seed=1)
+    enc = Encoder(space.cfg)
+    torch.manual_seed(0)
+    hyper, main = HyperNet(enc, 4, 32, 2), SmashMainNet(enc, SHAPE, 8)
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    opt = torch.optim.Adam([*hyper.parameters(), *main.parameters()], lr=1e-2)
+    c, z = enc.encode(arch), hyper.noise(torch.Generator().manual_seed(0))
+    before = F.cross_entropy(main(x, arch, hyper(arch, c, z)), y).item()
+    for _ in range(10):
+        loss = F.cross_entropy(main(x, arch, hyper(arch, c, z)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = F.cross_entropy(main(x, arch, hyper(arch, c, z)), y).item()
+    assert after < before - 0.3
+    # The HyperNet itself learned: its weights received gradients and moved.
+    assert all(p.grad is not None for p in hyper.parameters())
+
+
+def test_sampled_architectures_build_run_and_train_freely():
+    space, archs = _sampled(5, seed=4)
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    for arch in archs:
+        net = space.build(arch, SHAPE, space.cfg.retrain)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        first = F.cross_entropy(net(x), y).item()
+        for _ in range(15):
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        assert F.cross_entropy(net(x), y).item() < first
+
+
+def test_smash_search_ranks_retrains_and_rank_scores(cli, run_root):
+    res = cli("search", "strategy=smash", "dataset=digits", "strategy.epochs=2", "strategy.candidates=12",
+              "strategy.noise_samples=1", "strategy.hypernet.width=16", "strategy.hypernet.depth=2",
+              "budget.max_batches=6", "space.max_ops=3", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    run = next((run_root / "search").iterdir())
+    archs = pd.read_csv(run / "archs.csv")
+    assert len(archs) == 12 and archs["score"].between(0, 100).all() and archs["score_scrambled"].notna().all()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    capacity = next(r for r in records if r.get("event") == "capacity")
+    assert capacity["hypernet_params"] > 0 and capacity["mainnet_params"] > 0
+    assert (run / "plots" / "smash.png").is_file() and (run / "checkpoints" / "strategy.pt").is_file()
+    res = cli("retrain", run / "arch.json", "budget=smoke", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    res = cli("rank", run, "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    ranked = pd.read_csv(next((run_root / "rank").iterdir()) / "ranked.csv")
+    # score() reproduces the search's scores when the number of noise draws is the same.
+    merged = ranked.merge(archs, on="arch_id")
+    assert merged["strategy_smash"].tolist() == pytest.approx(merged["score_y"].tolist())
+
+
+def test_bad_membank_genotype_is_a_user_error():
+    space = get_space("membank")
+    with pytest.raises(UserError, match="groups"):
+        space.make({"blocks": [{"banks": 2, "bank_channels": 4, "ops": [
+            {"read": [0], "write": [1], "width": 6, "paths": [[[3, 1, 4]]]}]}]})
+    with pytest.raises(UserError, match="bank indices"):
+        space.make({"blocks": [{"banks": 2, "bank_channels": 4, "ops": [
+            {"read": [5], "write": [1], "width": 4, "paths": [[[3, 1, 1]]]}]}]})
