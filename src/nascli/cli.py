@@ -31,6 +31,13 @@ CONFIG_DIR = typer.Option(None, "--config-dir", help="A folder of extra config g
 RUN_ROOT = typer.Option(Path("runs"), "--run-root", envvar="NASCLI_RUN_ROOT", help="Where run directories go.")
 
 
+def _print_yaml(cfg) -> None:
+    """--print-config: the resolved config, verbatim (no rich markup or wrapping)."""
+    from nascli.config import to_yaml
+
+    stdout.print(to_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
+
+
 def user_errors(fn):
     """Bad input -> one line on stderr, exit code 2, no traceback."""
 
@@ -74,13 +81,13 @@ def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_co
            config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
     """Search a space with a strategy; write ranked architectures and the best arch.json."""
     from nascli.commands.search import run_search
-    from nascli.config import compose, to_yaml
+    from nascli.config import compose
     from nascli.report import ranked_table
 
     overrides = list(overrides or [])
     cfg = compose("search", overrides, config_dir)
     if print_config:
-        stdout.print(to_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
+        _print_yaml(cfg)
         return
     out = run_search(cfg, run_root=run_root, argv=_argv(ctx), overrides=overrides)
     title = (f"{cfg.strategy.name} on {cfg.space.name}/{cfg.dataset.name}: top {min(cfg.top, len(out.ranked))} "
@@ -108,21 +115,24 @@ def retrain(ctx: typer.Context, arch: str = typer.Argument(..., help="arch.json,
             config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
     """Train an architecture from scratch (or many from a run); write val/test accuracy, params, FLOPs."""
     from nascli.archfile import resolve_arch, resolve_ref_path
-    from nascli.commands.retrain import batch_selection, inherited_overrides, run_batch, run_retrain
-    from nascli.config import compose, to_yaml
+    from nascli.commands.retrain import (
+        batch_selection,
+        batch_source,
+        inherited_overrides,
+        run_batch,
+        run_retrain,
+    )
+    from nascli.config import compose
     from nascli.report import batch_table, key_values
-    from nascli.rundir import RunDir
 
     overrides = list(overrides or [])
     seed_list = _seeds(seeds)
     if top is not None or sample is not None:
-        run = RunDir.latest(run_root, "search") if arch == "latest" and not Path(arch).exists() else RunDir.open(arch)
-        if run.manifest.get("kind") not in ("search", "rank"):
-            raise UserError(f"{run.path} is a {run.manifest.get('kind')} run; --top/--sample take a search or rank run")
+        run = batch_source(arch, run_root)
         inherited, _ = inherited_overrides(str(run.path), overrides, ("space", "dataset"))
         base = compose("retrain", inherited + overrides, config_dir)
         if print_config:
-            stdout.print(to_yaml(base), end="", markup=False, highlight=False, soft_wrap=True)
+            _print_yaml(base)
             return
         archs = batch_selection(run.path, top, sample, int(base.seed))
         seed_list = seed_list or [int(base.seed)]
@@ -143,7 +153,7 @@ def retrain(ctx: typer.Context, arch: str = typer.Argument(..., help="arch.json,
     for seed in seed_list or [None]:
         cfg = compose("retrain", prefix + overrides + ([f"seed={seed}"] if seed is not None else []), config_dir)
         if print_config:
-            stdout.print(to_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
+            _print_yaml(cfg)
             return
         if inherited and not runs:
             typer.echo(f"nas: using dataset '{cfg.dataset.name}' of search run {source_run} (override with "
@@ -184,25 +194,19 @@ def rank(ctx: typer.Context,
          sample: int | None = SAMPLE_RANK, print_config: bool = PRINT_CONFIG,
          config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
     """Score architectures with zero-cost proxies, size baselines, or a search run's own strategy."""
-    from nascli.commands.rank import run_rank
-    from nascli.commands.retrain import inherited_overrides
-    from nascli.config import compose, to_yaml
+    from nascli.commands.rank import resolve_sources, run_rank
+    from nascli.config import compose
     from nascli.report import ranked_table
-    from nascli.rundir import RunDir
 
     refs, overrides = _split_args(args)
-    if refs == ["latest"] and not Path("latest").exists():
-        refs = [str(RunDir.latest(run_root, "search").path)]
     has_proxy = any(o.split("=", 1)[0] == "proxy" for o in overrides)
-    if not refs and sample is None:
-        refs = [str(RunDir.latest(run_root, "search").path)]
+    sources = resolve_sources(refs, overrides, sample, run_root)
+    refs, search_run = sources.refs, sources.search_run
+    if sources.defaulted:
         typer.echo(f"nas: ranking the architectures of the latest search run {refs[0]}", err=True)
-    run_dirs = [RunDir.open(r) for r in refs if Path(r).is_dir()]
-    search_run = next((r for r in run_dirs if r.manifest.get("kind") == "search"), None)
-    inherited = inherited_overrides(str(run_dirs[0].path), overrides, ("space", "dataset"))[0] if run_dirs else []
-    cfg = compose("rank", inherited + overrides, config_dir)
+    cfg = compose("rank", sources.inherited + overrides, config_dir)
     if print_config:
-        stdout.print(to_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
+        _print_yaml(cfg)
         return
     if not has_proxy and search_run is not None:
         typer.echo(f"nas: scoring with the {search_run.manifest.get('strategy')} strategy of {search_run.path} "
@@ -224,7 +228,7 @@ def correlate(ctx: typer.Context,
               print_config: bool = PRINT_CONFIG, config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
     """How well proxy scores order architectures by true accuracy (Kendall τ, Spearman ρ, Pearson r, CIs)."""
     from nascli.commands.correlate import run_correlate
-    from nascli.config import compose, to_yaml
+    from nascli.config import compose
     from nascli.report import correlation_table
 
     refs, overrides = _split_args(args)
@@ -232,7 +236,7 @@ def correlate(ctx: typer.Context,
         raise UserError(f"correlate takes one source, got {len(refs)}: {' '.join(refs)}")
     cfg = compose("correlate", overrides, config_dir)
     if print_config:
-        stdout.print(to_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
+        _print_yaml(cfg)
         return
     out = run_correlate(cfg, source=refs[0] if refs else None, run_root=run_root, argv=_argv(ctx),
                         overrides=overrides)

@@ -37,6 +37,29 @@ class RankOutcome:
     seconds: float
 
 
+@dataclass
+class RankSources:
+    refs: list[str]  # what to rank (run dirs, arch.json or CSV files)
+    search_run: RunDir | None  # whose strategy scores, when no proxy= is given
+    inherited: list[str]  # space/dataset overrides taken from the first run given
+    defaulted: bool  # no source was given: the latest search run was taken
+
+
+def resolve_sources(refs: list[str], overrides: list[str], sample: int | None, run_root: Path) -> RankSources:
+    """`latest` and no source at all mean the latest search run; a run given lends its space and dataset."""
+    from nascli.commands.retrain import inherited_overrides
+
+    defaulted = False
+    if refs == ["latest"] and not Path("latest").exists():
+        refs = [str(RunDir.latest(run_root, "search").path)]
+    if not refs and sample is None:
+        refs, defaulted = [str(RunDir.latest(run_root, "search").path)], True
+    run_dirs = [RunDir.open(r) for r in refs if Path(r).is_dir()]
+    search_run = next((r for r in run_dirs if r.manifest.get("kind") == "search"), None)
+    inherited = inherited_overrides(str(run_dirs[0].path), overrides, ("space", "dataset"))[0] if run_dirs else []
+    return RankSources(refs, search_run, inherited, defaulted)
+
+
 def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run: RunDir | None,
              run_root: Path, argv: list[str], overrides: list[str]) -> RankOutcome:
     space = get_space(cfg.space.name, cfg.space)

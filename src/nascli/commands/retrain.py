@@ -22,6 +22,14 @@ from nascli.spaces.base import get_space
 from nascli.train import evaluate, fit, make_loader
 
 
+def batch_source(ref: str, run_root: Path) -> RunDir:
+    """The search or rank run whose architectures `--top` / `--sample` retrain (`latest`: newest search run)."""
+    run = RunDir.latest(run_root, "search") if ref == "latest" and not Path(ref).exists() else RunDir.open(ref)
+    if run.manifest.get("kind") not in ("search", "rank"):
+        raise UserError(f"{run.path} is a {run.manifest.get('kind')} run; --top/--sample take a search or rank run")
+    return run
+
+
 def inherited_overrides(ref: str, overrides: list[str], groups: tuple[str, ...] = ("dataset",)
                         ) -> tuple[list[str], str | None]:
     """Overrides that reuse a run's config groups (by default its dataset).

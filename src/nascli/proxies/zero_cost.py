@@ -54,26 +54,25 @@ def synflow(model: nn.Module, batches, shape) -> float:
     return score
 
 
-@register_proxy("snip", about="sum |theta * dL/dtheta| (connection sensitivity) on a training batch")
-def snip(model: nn.Module, batches, shape) -> float:
+def _per_batch_gradient_score(model: nn.Module, batches, per_layer) -> float:
+    """Mean over batches of sum over weight layers of per_layer(w), after one backward of the CE loss."""
     model.train()
     values = []
     for x, y in batches:
         model.zero_grad(set_to_none=True)
         F.cross_entropy(_logits(model(x)), y).backward()
-        values.append(sum(float((w.detach() * w.grad).abs().sum()) for w in weight_layers(model) if w.grad is not None))
+        values.append(sum(per_layer(w) for w in weight_layers(model) if w.grad is not None))
     return _mean(values)
+
+
+@register_proxy("snip", about="sum |theta * dL/dtheta| (connection sensitivity) on a training batch")
+def snip(model: nn.Module, batches, shape) -> float:
+    return _per_batch_gradient_score(model, batches, lambda w: float((w.detach() * w.grad).abs().sum()))
 
 
 @register_proxy("grad_norm", about="sum over layers of the L2 norm of dL/dtheta on a training batch")
 def grad_norm(model: nn.Module, batches, shape) -> float:
-    model.train()
-    values = []
-    for x, y in batches:
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(_logits(model(x)), y).backward()
-        values.append(sum(float(w.grad.norm()) for w in weight_layers(model) if w.grad is not None))
-    return _mean(values)
+    return _per_batch_gradient_score(model, batches, lambda w: float(w.grad.norm()))
 
 
 @register_proxy("naswot", needs_grad=False,

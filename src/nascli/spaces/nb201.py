@@ -85,18 +85,26 @@ class ResNetBasicBlock(nn.Module):
         return self.downsample(x) + self.conv_b(self.conv_a(x))
 
 
+def nb201_skeleton(cell_factory, in_channels: int, channels: int, cells_per_stage: int):
+    """NB201's stem and its 3 stages of cells joined by reduction blocks; (stem, layers, final channels).
+
+    Shared by the stand-alone network and the SNAS supernet, so both have the benchmark's exact skeleton.
+    """
+    stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+    layers: list[nn.Module] = []
+    c = channels
+    for stage in range(3):
+        if stage > 0:
+            layers.append(ResNetBasicBlock(c, 2 * c))
+            c *= 2
+        layers.extend(cell_factory(c) for _ in range(cells_per_stage))
+    return stem, nn.ModuleList(layers), c
+
+
 class NB201Network(nn.Module):
     def __init__(self, cell_factory, in_channels: int, num_classes: int, channels: int, cells_per_stage: int):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
-        layers: list[nn.Module] = []
-        c = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResNetBasicBlock(c, 2 * c))
-                c *= 2
-            layers.extend(cell_factory(c) for _ in range(cells_per_stage))
-        self.cells = nn.ModuleList(layers)
+        self.stem, self.cells, c = nb201_skeleton(cell_factory, in_channels, channels, cells_per_stage)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes)

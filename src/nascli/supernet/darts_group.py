@@ -24,6 +24,7 @@ from torch import nn
 
 from nascli.spaces.darts import DARTS_OPS
 from nascli.supernet.depthwise import depthwise, selector, tap_index, use_dense
+from nascli.supernet.edge_group import EdgeGroup
 from nascli.supernet.packed_bn import PackedBN
 
 # (op, kernel, dilation); the first two (sep convs) have a second depthwise-pointwise stage.
@@ -40,7 +41,7 @@ def _uniform(shape, fan_in: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
 
 
-class DartsEdgeGroup(nn.Module):
+class DartsEdgeGroup(EdgeGroup):
     ops = DARTS_OPS
 
     def __init__(self, c: int, num_edges: int, stride: int, dense_max_pixels: int = 64):
@@ -149,17 +150,7 @@ class DartsEdgeGroup(nn.Module):
         y = torch.cat([ya, yb], dim=2).view(n, e * c, ho, wo)  # per edge: [conv_1 | conv_2]
         return self.bn_fr(y).view(n, e, c, ho, wo).transpose(0, 1)
 
-    # -- one op per edge ---------------------------------------------------------------------
-    def forward_hard(self, x: torch.Tensor, w: torch.Tensor) -> list[torch.Tensor | None]:
-        """Run only each edge's chosen op (argmax of w), scaled by w at that op (straight-through)."""
-        choice = w.argmax(dim=1).tolist()
-        cache: dict[str, torch.Tensor] = {}
-        outs = []
-        for edge, k in enumerate(choice):
-            out = self.run_op(x, edge, k, cache)
-            outs.append(None if out is None else w[edge, k] * out)
-        return outs
-
+    # -- one op per edge (forward_hard: EdgeGroup) -------------------------------------------
     def run_op(self, x: torch.Tensor, edge: int, k: int, cache: dict | None = None) -> torch.Tensor | None:
         """The output of op k on edge `edge`, as the stand-alone op module would compute it."""
         cache = {} if cache is None else cache

@@ -14,12 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascli.spaces.nb201 import NB201_OPS
+from nascli.supernet.edge_group import EdgeGroup
 from nascli.supernet.packed_bn import PackedBN
 
 OP_INDEX = {name: i for i, name in enumerate(NB201_OPS)}
 
 
-class NB201EdgeGroup(nn.Module):
+class NB201EdgeGroup(EdgeGroup):
     ops = NB201_OPS
 
     def __init__(self, c: int, num_edges: int, stride: int = 1, dense_max_pixels: int = 0):
@@ -48,14 +49,6 @@ class NB201EdgeGroup(nn.Module):
         return col("skip_connect") * x + col("nor_conv_1x1") * c1 + col("nor_conv_3x3") * c3 \
             + col("avg_pool_3x3") * self._pool(x)
 
-    def forward_hard(self, x: torch.Tensor, w: torch.Tensor) -> list[torch.Tensor | None]:
-        choice = w.argmax(dim=1).tolist()
-        cache: dict[str, torch.Tensor] = {}
-        outs = []
-        for edge, k in enumerate(choice):
-            out = self.run_op(x, edge, k, cache)
-            outs.append(None if out is None else w[edge, k] * out)
-        return outs
 
     def run_op(self, x: torch.Tensor, edge: int, k: int, cache: dict | None = None) -> torch.Tensor | None:
         cache = {} if cache is None else cache

@@ -19,7 +19,7 @@ from nascli.registry import registrar
 from nascli.spaces.base import DataShape, SearchSpace
 from nascli.spaces.cells import reduction_layers
 from nascli.spaces.darts import DARTS_OPS
-from nascli.spaces.nb201 import NB201_OPS, ResNetBasicBlock
+from nascli.spaces.nb201 import NB201_OPS, nb201_skeleton
 from nascli.spaces.ops import FactorizedReduce, ReLUConvBN
 from nascli.supernet.darts_group import DartsEdgeGroup
 from nascli.supernet.nb201_group import NB201EdgeGroup
@@ -217,16 +217,9 @@ class NB201Supernet(Supernet):
 
     def __init__(self, shape: DataShape, channels: int, cells_per_stage: int, dense_max_pixels: int = 0):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(shape.channels, channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels))
-        layers: list[nn.Module] = []
-        c = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResNetBasicBlock(c, 2 * c))
-                c *= 2
-            layers.extend(SearchCell(NB201EdgeGroup, c, 1, 3, False, dense_max_pixels) for _ in range(cells_per_stage))
-        self.layers = nn.ModuleList(layers)
+        self.stem, self.layers, c = nb201_skeleton(
+            lambda c: SearchCell(NB201EdgeGroup, c, 1, 3, False, dense_max_pixels), shape.channels, channels,
+            cells_per_stage)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, shape.num_classes)

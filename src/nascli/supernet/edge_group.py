@@ -1,0 +1,23 @@
+"""What every fused edge group shares: the straight-through (hard) forward over its own `run_op`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EdgeGroup(nn.Module):
+    """Edges that read the same input, computed together. Subclasses define `run_op`."""
+
+    def run_op(self, x: torch.Tensor, edge: int, k: int, cache: dict | None = None) -> torch.Tensor | None:
+        raise NotImplementedError  # abstract: each space's group knows its ops
+
+    def forward_hard(self, x: torch.Tensor, w: torch.Tensor) -> list[torch.Tensor | None]:
+        """Run only each edge's chosen op (argmax of w), scaled by w at that op (straight-through)."""
+        choice = w.argmax(dim=1).tolist()
+        cache: dict[str, torch.Tensor] = {}  # work shared by edges (e.g. the pools of x)
+        outs = []
+        for edge, k in enumerate(choice):
+            out = self.run_op(x, edge, k, cache)
+            outs.append(None if out is None else w[edge, k] * out)
+        return outs
