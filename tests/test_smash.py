@@ -47,13 +47,20 @@ def test_encoding_is_deterministic_and_marks_reads_and_writes():
         c = enc.encode(arch)
         assert torch.equal(c, enc.encode(space.make(arch.genotype)))
         assert c.shape == (enc.channels, enc.rows, enc.columns)
-        op = arch.genotype["blocks"][0]["ops"][0]
-        cell = c[:, 0, 0]
-        assert all(cell[enc.offsets["read"] + r] == 1 for r in op["read"])
-        assert all(cell[enc.offsets["write"] + w] == 1 for w in op["write"])
-        assert cell[enc.offsets["block"]] == 1
-        # Columns beyond the op's width and rows of absent ops stay at -1.
-        assert (c[:, 0, op["width"] // enc.unit:] == -1).all()
+        block = arch.genotype["blocks"][0]
+        op, per_bank = block["ops"][0], block["bank_channels"] // enc.unit
+        # One row per unit-channel chunk of the op's input, each marked with the bank it comes from.
+        for k, bank in enumerate(op["read"]):
+            for u in range(per_bank):
+                cell = c[:, enc.first_row(0, 0) + k * per_bank + u, 0]
+                assert cell[enc.offsets["read"] + bank] == 1 and cell[enc.offsets["chunk"] + u] == 1
+                assert cell[enc.offsets["read"]: enc.offsets["read"] + enc.max_banks].sum() == 1 - (enc.max_banks - 1)
+                assert all(cell[enc.offsets["write"] + w] == 1 for w in op["write"])
+                assert cell[enc.offsets["block"]] == 1
+        # Columns beyond the op's width, and rows beyond its input, stay at -1.
+        n_in = len(op["read"]) * per_bank
+        assert (c[:, enc.first_row(0, 0): enc.first_row(0, 0) + n_in, op["width"] // enc.unit:] == -1).all()
+        assert (c[:, enc.first_row(0, 0) + n_in: enc.first_row(0, 1)] == -1).all()
     assert len({enc.encode(a).numpy().tobytes() for a in archs}) == len(archs)
 
 
@@ -70,6 +77,17 @@ def test_generated_weights_fit_every_sampled_architecture():
                 assert w.shape == (op["width"], len(op["read"]) * block["bank_channels"], 1, 1)
                 assert w.norm().item() == pytest.approx(1.0, rel=1e-4)
         assert main(x, arch, weights).shape == (6, 10)
+
+
+def test_generated_weights_depend_on_the_conditioning():
+    from nascli.strategies.smash import conditioning_sensitivity
+
+    space, archs = _sampled(4, seed=2)
+    enc = Encoder(space.cfg)
+    torch.manual_seed(0)
+    s = conditioning_sensitivity(HyperNet(enc, 4, 16, 2), enc, archs, seed=0)
+    # Scrambling which bank each input chunk comes from changes the weights measurably.
+    assert s["cosine_scrambled"] < 0.99 and s["cosine_other_z"] < 1.0
 
 
 def test_an_architecture_that_does_not_fit_the_hypernet_is_a_user_error():
@@ -127,6 +145,8 @@ def test_smash_search_ranks_retrains_and_rank_scores(cli, run_root):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     capacity = next(r for r in records if r.get("event") == "capacity")
     assert capacity["hypernet_params"] > 0 and capacity["mainnet_params"] > 0
+    sensitivity = next(r for r in records if r.get("event") == "hypernet_sensitivity")
+    assert -1 <= sensitivity["cosine_scrambled"] <= 1 and -1 <= sensitivity["cosine_other_z"] <= 1
     assert (run / "plots" / "smash.png").is_file() and (run / "checkpoints" / "strategy.pt").is_file()
     res = cli("retrain", run / "arch.json", "budget=smoke", "--run-root", run_root)
     assert res.exit_code == 0, res.output

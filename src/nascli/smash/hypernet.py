@@ -1,9 +1,10 @@
 """SMASH's HyperNet: a small weight-normalised conv net from (noise, conditioning) to 1x1 filters.
 
 No BN and no biases (the reference's choice; its LeakyReLU because plain ReLU hid NaNs). Its
-output at (row, column) holds `unit` filters of `max_in` inputs each: row = op slot, column =
-unit of the op's bottleneck width. Each op's 1x1 weight is sliced out and normalised by its
-Frobenius norm, as the reference's `wn2d`.
+output at (row, column) is a unit x unit block of an op's 1x1 weight: row = a `unit`-channel
+chunk of the op's input, column = a `unit` of its bottleneck width (see encoding.py). Each
+op's 1x1 weight is assembled from its blocks and normalised by its Frobenius norm, as the
+reference's `wn2d`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class HyperNet(nn.Module):
             nn.init.orthogonal_(conv.weight)
             layers += [weight_norm(conv), nn.LeakyReLU(0.02)]
             c = width
-        out = nn.Conv2d(c, encoder.unit * encoder.max_in, 1, bias=False)
+        out = nn.Conv2d(c, encoder.unit * encoder.unit, 1, bias=False)
         nn.init.orthogonal_(out.weight)
         layers.append(weight_norm(out))
         self.net = nn.Sequential(*layers)
@@ -40,13 +41,17 @@ class HyperNet(nn.Module):
         """Per block, per op: the generated 1x1 weight [width, channels read, 1, 1]."""
         e = self.encoder
         device = next(self.parameters()).device
-        out = self.net(torch.cat([z, conditioning]).unsqueeze(0).to(device))[0]  # [unit*max_in, rows, cols]
+        out = self.net(torch.cat([z, conditioning]).unsqueeze(0).to(device))[0]  # [unit*unit, rows, cols]
+        u = e.unit
         weights = []
         for b, block in enumerate(arch.genotype["blocks"]):
             per_op = []
             for j, op in enumerate(block["ops"]):
-                row = out[:, b * e.max_ops + j, : op["width"] // e.unit]  # [unit*max_in, width units]
-                w = row.t().reshape(op["width"], e.max_in)[:, : len(op["read"]) * block["bank_channels"]]
+                n_in = len(op["read"]) * block["bank_channels"] // u
+                row = e.first_row(b, j)
+                cells = out[:, row : row + n_in, : op["width"] // u]  # [u_out * u_in, chunks, width units]
+                # -> [width units, u_out, chunks, u_in] = [width, channels read]
+                w = cells.reshape(u, u, n_in, -1).permute(3, 0, 2, 1).reshape(op["width"], n_in * u)
                 per_op.append((w / w.norm().clamp_min(1e-8)).unsqueeze(-1).unsqueeze(-1))
             weights.append(per_op)
         return weights

@@ -42,7 +42,7 @@ class HyperNetConfig:
 @dataclass
 class SmashConfig:
     name: str = "smash"
-    epochs: int = 40
+    epochs: int = 35
     batch_size: int = 32
     lr: float = 1e-2  # reference 1e-3 over ~90k steps; a CPU budget has ~1.4k
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
@@ -55,6 +55,33 @@ class SmashConfig:
     scrambled: bool = True  # also score with scrambled conditioning (the paper's ablation)
     scrambled_noise_samples: int = 1
     hypernet: HyperNetConfig = field(default_factory=HyperNetConfig)
+
+
+def scramble(conditioning: torch.Tensor, arch: Arch) -> torch.Tensor:
+    """The rows (input chunks) and width columns permuted: the HyperNet conditions on another wiring."""
+    pg = torch.Generator().manual_seed(int(arch.arch_id, 16) % 2**31)
+    c = conditioning[:, torch.randperm(conditioning.shape[1], generator=pg)]
+    return c[:, :, torch.randperm(c.shape[2], generator=pg)]
+
+
+def _flat(weights: list[list[torch.Tensor]]) -> torch.Tensor:
+    return torch.cat([w.flatten() for per_op in weights for w in per_op])
+
+
+@torch.no_grad()
+def conditioning_sensitivity(hypernet: HyperNet, encoder: Encoder, archs: Sequence[Arch], seed: int) -> dict:
+    """Mean cosine between the weights generated for an architecture and for (a) another z,
+    (b) its scrambled conditioning. Near 1.0 means the HyperNet ignores that input: it then
+    generates one set of weights for every architecture and its scores cannot rank wirings."""
+    g = torch.Generator().manual_seed(seed)
+    cos_z, cos_scrambled = [], []
+    for arch in archs:
+        c = encoder.encode(arch)
+        z1, z2 = hypernet.noise(g), hypernet.noise(g)
+        w = _flat(hypernet(arch, c, z1))
+        cos_z.append(F.cosine_similarity(w, _flat(hypernet(arch, c, z2)), 0).item())
+        cos_scrambled.append(F.cosine_similarity(w, _flat(hypernet(arch, scramble(c, arch), z1)), 0).item())
+    return {"cosine_other_z": sum(cos_z) / len(cos_z), "cosine_scrambled": sum(cos_scrambled) / len(cos_scrambled)}
 
 
 @register_strategy("smash")
@@ -138,6 +165,13 @@ class Smash(Strategy):
             if arch.arch_id not in seen_ids:
                 seen_ids.add(arch.arch_id)
                 archs.append(arch)
+        self.hypernet.eval()
+        sensitivity = conditioning_sensitivity(self.hypernet, encoder, archs[:16], ctx.seed + 3)
+        ctx.log(event="hypernet_sensitivity", **sensitivity)
+        if sensitivity["cosine_scrambled"] > 0.99:
+            ctx.warn(f"the HyperNet generates nearly the same weights whatever the conditioning (cosine "
+                     f"{sensitivity['cosine_scrambled']:.3f} with scrambled conditioning): its scores rank "
+                     "architectures by the shared weights alone; train longer (strategy.epochs) or widen it")
         scores = self._scores(archs, ctx, encoder, scrambled=False, label="scoring sampled architectures")
         scrambled = (self._scores(archs, ctx, encoder, scrambled=True, label="scoring with scrambled conditioning",
                                   noise_samples=int(cfg.scrambled_noise_samples))
@@ -163,9 +197,7 @@ class Smash(Strategy):
                 encoder.check(arch)
                 c = encoder.encode(arch)
                 if scrambled:
-                    # The rows (op slots) and width columns permuted: the HyperNet conditions on another wiring.
-                    pg = torch.Generator().manual_seed(int(arch.arch_id, 16) % 2**31)
-                    c = c[:, torch.randperm(c.shape[1], generator=pg)][:, :, torch.randperm(c.shape[2], generator=pg)]
+                    c = scramble(c, arch)
                 accs = []
                 for z in noises:
                     weights = self.hypernet(arch, c, z)
