@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from nascli.arch import Arch
 from nascli.data import Splits
 from nascli.device import Runtime
+from nascli.errors import UserError
 from nascli.registry import load_plugins, lookup, registrar
 from nascli.spaces.base import SearchSpace
 
@@ -97,6 +98,41 @@ class Strategy(ABC):
 
     def load_state_dict(self, state: dict) -> None:
         del state
+
+
+class TrainedStrategy(Strategy):
+    """A strategy whose score() needs the model its search trained.
+
+    A restored checkpoint stays a plain state dict until score() rebuilds the model from it:
+    commands that only read a run never pay for building a supernet or HyperNet.
+    """
+
+    trained: ClassVar[str]  # what the search trains, for the error message
+
+    def __init__(self, cfg: DictConfig):
+        super().__init__(cfg)
+        self._state: dict | None = None
+
+    @abstractmethod
+    def live_state(self) -> dict | None:
+        """The trained model's state, or None while there is no live model."""
+
+    @abstractmethod
+    def drop_live(self) -> None:
+        """Forget the live model (a loaded state replaces it)."""
+
+    def restored_state(self) -> dict:
+        if self._state is None:
+            raise UserError(f"the {self.name} strategy has no trained {self.trained}; score from a finished search run")
+        return self._state
+
+    def state_dict(self) -> dict:
+        live = self.live_state()
+        return dict(self._state or {}) if live is None else live
+
+    def load_state_dict(self, state: dict) -> None:
+        self._state = state
+        self.drop_live()
 
 
 def load_strategy_plugins() -> None:

@@ -26,7 +26,7 @@ from nascli.pnas.evaluators import EVALUATORS
 from nascli.pnas.growth import growth_for
 from nascli.pnas.predictor import Ensemble, PredictorConfig
 from nascli.progress import progress_bar
-from nascli.strategies.base import Candidate, SearchContext, Strategy, register_strategy
+from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
 
 
 @dataclass
@@ -50,15 +50,15 @@ def correlations(pred: np.ndarray, truth: np.ndarray) -> dict[str, float | None]
 
 
 @register_strategy("pnas")
-class Pnas(Strategy):
+class Pnas(TrainedStrategy):
     name = "pnas"
     Config = PnasConfig
     spaces = ("pnas", "nb201")
+    trained = "predictor"
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.predictor: Ensemble | None = None
-        self._state: dict | None = None
 
     def _check(self, ctx: SearchContext):
         cfg = self.cfg
@@ -168,21 +168,16 @@ class Pnas(Strategy):
 
     def score_details(self, archs: Sequence[Arch], ctx: SearchContext) -> tuple[list[float], list[dict]]:
         """Ensemble mean prediction (accuracy %), and the members' spread (std, points) as its uncertainty."""
-        if self.predictor is None:
-            if self._state is None:
-                raise UserError("the pnas strategy has no trained predictor; score from a finished search run")
-            growth = growth_for(ctx.space)
-            self.predictor = Ensemble(self.cfg.predictor, growth.n_inputs, growth.n_ops, ctx.seed)
-            self.predictor.load_state_dict(self._state["predictor"])
         growth = growth_for(ctx.space)
+        if self.predictor is None:
+            state = self.restored_state()
+            self.predictor = Ensemble(self.cfg.predictor, growth.n_inputs, growth.n_ops, ctx.seed)
+            self.predictor.load_state_dict(state["predictor"])
         mean, spread = self.predictor.predict([growth.tokens(a) for a in archs])
         return [float(m) * 100 for m in mean], [{"spread": float(s) * 100} for s in spread]
 
-    def state_dict(self) -> dict:
-        if self.predictor is None:
-            return dict(self._state or {})
-        return {"predictor": self.predictor.state_dict()}
+    def live_state(self) -> dict | None:
+        return None if self.predictor is None else {"predictor": self.predictor.state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        self._state = state
+    def drop_live(self) -> None:
         self.predictor = None

@@ -28,7 +28,7 @@ from nascli.progress import progress_bar
 from nascli.smash.encoding import Encoder
 from nascli.smash.hypernet import HyperNet
 from nascli.smash.mainnet import SmashMainNet
-from nascli.strategies.base import Candidate, SearchContext, Strategy, register_strategy
+from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
 from nascli.train import make_loader
 
 
@@ -85,16 +85,16 @@ def conditioning_sensitivity(hypernet: HyperNet, encoder: Encoder, archs: Sequen
 
 
 @register_strategy("smash")
-class Smash(Strategy):
+class Smash(TrainedStrategy):
     name = "smash"
     Config = SmashConfig
     spaces = ("membank",)
+    trained = "HyperNet"
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.hypernet: HyperNet | None = None
         self.mainnet: SmashMainNet | None = None
-        self._state: dict | None = None
 
     def _build(self, ctx: SearchContext) -> Encoder:
         encoder = Encoder(ctx.space.cfg)
@@ -220,18 +220,16 @@ class Smash(Strategy):
     # -- rank ----------------------------------------------------------------------------------
     def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
         if self.hypernet is None:
-            if self._state is None:
-                raise UserError("the smash strategy has no trained HyperNet; score from a finished search run")
+            self.restored_state()
             encoder = self._build(ctx)
         else:
             encoder = Encoder(ctx.space.cfg)
         return self._scores(archs, ctx, encoder, scrambled=False, label="SMASH scores")
 
-    def state_dict(self) -> dict:
+    def live_state(self) -> dict | None:
         if self.hypernet is None:
-            return dict(self._state or {})
+            return None
         return {"hypernet": self.hypernet.state_dict(), "mainnet": self.mainnet.state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        self._state = state
+    def drop_live(self) -> None:
         self.hypernet = None

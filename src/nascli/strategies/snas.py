@@ -28,7 +28,7 @@ from nascli.data import Split
 from nascli.errors import UserError
 from nascli.progress import progress_bar
 from nascli.spaces.ops import PARAMETER_FREE
-from nascli.strategies.base import Candidate, SearchContext, Strategy, register_strategy
+from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
 from nascli.supernet import Supernet, build_supernet
 from nascli.supernet.evaluate import child_accuracy, supernet_accuracy
 from nascli.supernet.penalty import PenaltyConfig, ResourcePenalty
@@ -80,16 +80,16 @@ def collapse_count(arch: Arch, space_name: str) -> tuple[int, int]:
 
 
 @register_strategy("snas")
-class Snas(Strategy):
+class Snas(TrainedStrategy):
     name = "snas"
     Config = SnasConfig
     spaces = ("darts", "nb201")
+    trained = "supernet"
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.net: Supernet | None = None
         self.alphas: dict[str, nn.Parameter] = {}
-        self._state: dict | None = None
 
     # -- set-up --------------------------------------------------------------------------
     def _check(self) -> None:
@@ -338,8 +338,7 @@ class Snas(Strategy):
     # -- proxy for `nas rank` ---------------------------------------------------------------
     def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
         if self.net is None:
-            if self._state is None:
-                raise UserError("the snas strategy has no trained supernet; score from a finished search run")
+            self.restored_state()
             self._build(ctx)
         _, _, calib, val = self._loaders(ctx)
         scores = []
@@ -350,12 +349,11 @@ class Snas(Strategy):
                 advance(1)
         return scores
 
-    def state_dict(self) -> dict:
+    def live_state(self) -> dict | None:
         if self.net is None:
-            return dict(self._state or {})
+            return None
         return {"supernet": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
                 "alphas": {t: a.detach().cpu() for t, a in self.alphas.items()}}
 
-    def load_state_dict(self, state: dict) -> None:
-        self._state = state
+    def drop_live(self) -> None:
         self.net = None
