@@ -31,8 +31,10 @@ test: $(STAMP) ## Run the test suite
 lint: $(STAMP) ## Static checks (ruff)
 	$(BIN)/ruff check src tests bench
 
-bench: $(STAMP) ## Benchmarks against in-process references -> bench/results.json, bench/pnas_efficiency.json
+bench: $(STAMP) ## Benchmarks against in-process references -> bench/*.json
 	$(BIN)/python bench/run.py --out bench/results.json
+	$(BIN)/python bench/proxies.py --out bench/proxies.json
+	$(BIN)/python bench/proxy_stability.py --out bench/proxy_stability.json
 	$(BIN)/python bench/pnas_efficiency.py --out bench/pnas_efficiency.json
 
 clean: ## Remove build artefacts, caches and run directories

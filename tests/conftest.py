@@ -60,3 +60,23 @@ def tree_digest(root: Path) -> dict[str, str]:
     """Path -> content hash of every file under root (to prove nothing changed)."""
     return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def run_of(res) -> Path:
+    """The run directory a command printed (`run: PATH`)."""
+    return Path(next(line for line in res.stdout.splitlines() if line.startswith("run: "))[5:].strip())
+
+
+def fake_nb201_table(path: Path, n: int) -> tuple[Path, list]:
+    """A benchmark-shaped CSV of n seeded NB201 cells with made-up accuracies 50..90 (column `acc`)."""
+    import random
+
+    import numpy as np
+    import pandas as pd
+
+    from nascli.spaces import get_space
+
+    space = get_space("nb201")
+    archs = [space.sample(random.Random(i)) for i in range(n)]
+    pd.DataFrame({"arch_str": [space.arch_str(a) for a in archs], "acc": np.linspace(50, 90, n)}).to_csv(path, index=False)
+    return path, archs

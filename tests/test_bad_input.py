@@ -102,3 +102,65 @@ def test_real_process_prints_one_line(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "does not exist" in out.stderr
+
+
+# -- messages that must name the real problem (not a neighbouring one) ------------------------------
+def test_rank_and_correlate_name_the_real_problem(cli, finished_run, tmp_path):
+    root, run = finished_run
+    before = tree_digest(root)
+    assert_user_error(cli("rank", tmp_path / "nonexistent" / "run", "--run-root", root), "does not exist")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    assert_user_error(cli("rank", corrupt, "--run-root", root), "is a checkpoint, not a set of architectures")
+    assert_user_error(cli("rank", corrupt, "proxy=params", "--run-root", root), "is a checkpoint")
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text("{not json")
+    assert_user_error(cli("correlate", malformed, "proxy=a", "truth=b", "--run-root", root),
+                      "is not a CSV file or a run directory")
+    assert_user_error(cli("search", "=snas", "--run-root", root), "has no key before '='; write KEY=VALUE, e.g. strategy=snas")
+    assert tree_digest(root) == before
+
+
+def test_offline_download_says_it_failed_and_how_to_point_at_a_copy(cli, finished_run, tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(root, train=True, download=False, **kw):
+        try:
+            raise OSError("[Errno -3] Temporary failure in name resolution")
+        except OSError as e:
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n") from e
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    root, _ = finished_run
+    res = cli("retrain", "darts:DARTS_V2", "dataset=fashion_mnist", f"dataset.root={tmp_path / 'data'}",
+              "--run-root", root)
+    assert_user_error(res, "could not download fashion_mnist (no network?")
+    assert "name resolution" in res.stderr and "dataset.root=DIR" in res.stderr and str(tmp_path / "data") in res.stderr
+    assert "dataset.download=true" not in res.stderr
+
+
+def test_latest_is_the_newest_run_even_within_one_second(tmp_path):
+    from nascli.rundir import RunDir
+
+    base = tmp_path / "search"
+    for name, started in (("2026-01-01_00-00-00_x_ffff", "2026-01-01T00:00:00.100000+00:00"),
+                          ("2026-01-01_00-00-00_x_0000", "2026-01-01T00:00:00.900000+00:00")):
+        (base / name).mkdir(parents=True)
+        (base / name / "manifest.json").write_text(json.dumps({"kind": "search", "status": "done",
+                                                               "started_at": started}))
+    assert RunDir.latest(tmp_path, "search").path.name == "2026-01-01_00-00-00_x_0000"
+
+
+def test_retrain_from_a_retrain_checkpoint_keeps_its_config(cli, finished_run, tmp_path):
+    root, run = finished_run
+    res = cli("retrain", run / "arch.json", *TINY, "budget.epochs=1", "seed=3", "--run-root", tmp_path)
+    assert res.exit_code == 0, res.output
+    first = next((tmp_path / "retrain").iterdir())
+    res = cli("retrain", first / "checkpoints" / "last.pt", "--run-root", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "of retrain run" in res.stderr and "search run" not in res.stderr
+    second = max((tmp_path / "retrain").iterdir(), key=lambda p: json.loads((p / "manifest.json").read_text())["started_at"])
+    import yaml
+
+    cfg = yaml.safe_load((second / "config.yaml").read_text())
+    assert cfg["budget"]["epochs"] == 1 and cfg["seed"] == 3 and cfg["space"]["retrain"]["channels"] == 4

@@ -9,7 +9,9 @@ from nascli.config import GROUPS, compose, conf_dir
 from nascli.errors import UserError
 
 CONF = conf_dir()
-COMMAND_GROUPS = {"search": GROUPS, "retrain": tuple(g for g in GROUPS if g != "strategy")}
+COMMAND_GROUPS = {"search": tuple(g for g in GROUPS if g != "executor"),
+                  "retrain": tuple(g for g in GROUPS if g not in ("strategy", "executor")),
+                  "rank": tuple(g for g in GROUPS if g != "strategy")}
 
 
 def group_files():

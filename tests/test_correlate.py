@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import random
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy import stats
 
 from nascli.correlation import correlate, seed_ceiling
 from nascli.errors import UserError
-from nascli.proxies import PROXIES, get_proxies
-from nascli.spaces import DataShape, get_space
-from tests.conftest import SHARED, TINY, needs_shared, tree_digest
+from nascli.spaces import get_space
+from tests.conftest import SHARED, TINY, fake_nb201_table, needs_shared, run_of, tree_digest
 
 # Fixed data with ties in both columns (τ-b differs from τ-a there).
 PROXY = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0, 8.0])
@@ -79,59 +75,6 @@ def test_seed_ceiling_is_the_mean_pairwise_tau():
     assert seed_ceiling(seeds[:, :1]) is None
 
 
-def test_proxies_are_registered_with_directions():
-    names = {"synflow", "naswot", "snip", "grad_norm", "jacob_cov", "params", "flops"}
-    get_proxies(sorted(names))
-    assert names <= set(PROXIES)
-    assert all(PROXIES[n].direction in (1, -1) for n in names)
-    with pytest.raises(UserError, match="unknown proxy 'synflw'"):
-        get_proxies("synflw")
-
-
-@pytest.mark.parametrize("space_name", ["nb201", "darts"])
-def test_proxies_give_finite_scores_on_real_networks(space_name):
-    from nascli.config import compose
-    from nascli.data import load_splits
-
-    cfg = compose("rank", [f"space={space_name}", "space.retrain.channels=8", "dataset=digits"]
-                  + (["space.retrain.cells_per_stage=1"] if space_name == "nb201" else ["space.retrain.layers=3"]))
-    splits = load_splits(cfg.dataset)
-    x, y = splits.train.x[:32].float() / 255.0, splits.train.y[:32]
-    space = get_space(space_name, cfg.space)
-    arch = space.sample(random.Random(1))
-    torch.manual_seed(0)
-    model = space.build(arch, splits.shape, cfg.space.retrain)
-    fresh = {k: v.clone() for k, v in model.state_dict().items()}
-    for proxy in get_proxies("synflow,naswot,snip,grad_norm,jacob_cov,params,flops"):
-        model.load_state_dict(fresh)
-        value = proxy.fn(model, [(x, y)], splits.shape)
-        assert np.isfinite(value), proxy.name
-    # synflow restores the weights it made positive
-    assert all(torch.equal(v, fresh[k]) for k, v in model.state_dict().items() if v.is_floating_point())
-
-
-def test_synflow_scaled_float32_equals_float64():
-    space = get_space("nb201")
-    arch = space.preset("resnet")
-    shape = DataShape(3, 8, 8, 10)
-    from omegaconf import OmegaConf
-
-    size = OmegaConf.create({"channels": 4, "cells_per_stage": 1})
-    torch.manual_seed(0)
-    model = space.build(arch, shape, size)
-    ours = PROXIES["synflow"].fn(model, [], shape)
-    ref = model.double().eval()
-    ref.zero_grad(set_to_none=True)
-    with torch.no_grad():
-        for p in ref.state_dict().values():
-            if p.is_floating_point():
-                p.abs_()
-    ref(torch.ones(1, 3, 8, 8, dtype=torch.float64)).sum().backward()
-    expected = sum(float((m.weight.detach() * m.weight.grad).abs().sum()) for m in ref.modules()
-                   if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
-    assert ours == pytest.approx(expected, rel=1e-4)
-
-
 def test_nb201_functional_key_collapses_dead_edges():
     space = get_space("nb201")
     a = space.from_ref("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|")
@@ -144,11 +87,6 @@ def test_nb201_functional_key_collapses_dead_edges():
     d = space.from_ref("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|none~1|none~2|")
     e = space.from_ref("|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|")
     assert space.functional_key(d) == space.functional_key(e)  # nodes 1, 2 cannot reach the output
-
-
-def _run_of(res) -> Path:
-    """The run directory a command printed (`run: PATH`)."""
-    return Path(next(line for line in res.stdout.splitlines() if line.startswith("run: "))[5:].strip())
 
 
 def _write_csv(path, proxy, truth, extra=None):
@@ -209,10 +147,10 @@ def test_rank_search_retrain_correlate_end_to_end(cli, run_root):
 
     res = cli("rank", search_run / "archs.csv", "proxy=params", "space=darts", "--run-root", run_root)
     assert res.exit_code == 0, res.output  # a run's archs.csv is an architecture set too
-    assert len(pd.read_csv(_run_of(res) / "ranked.csv")) == 6
+    assert len(pd.read_csv(run_of(res) / "ranked.csv")) == 6
     res = cli("rank", search_run, "proxy=synflow,naswot,params", "batch_size=16", "--run-root", run_root)
     assert res.exit_code == 0, res.output
-    rank_run = _run_of(res)
+    rank_run = run_of(res)
     ranked = pd.read_csv(rank_run / "ranked.csv")
     assert len(ranked) == 6 and {"arch_id", "score", "rank", "params", "flops", "synflow", "naswot"} <= set(ranked)
     assert ranked["score"].is_monotonic_decreasing
@@ -234,7 +172,7 @@ def test_rank_search_retrain_correlate_end_to_end(cli, run_root):
 
     res = cli("correlate", rank_run, "bootstrap=0", "--run-root", run_root)  # the rank run joins the same retrains
     assert res.exit_code == 0, res.output
-    doc = json.loads(_run_of(res).joinpath("correlation.json").read_text())
+    doc = json.loads(run_of(res).joinpath("correlation.json").read_text())
     assert [r["proxy"] for r in doc["results"]] == ["synflow", "naswot", "params", "flops"]
     assert doc["n"] == 4
     assert tree_digest(search_run) == before  # nothing in the search run changed
@@ -250,23 +188,19 @@ def test_correlate_without_retrains_is_a_user_error(cli, run_root):
 
 
 def test_rank_sampled_nb201_with_benchmark_and_errors(cli, run_root, tmp_path):
-    table = tmp_path / "bench.csv"
-    space = get_space("nb201")
-    archs = [space.sample(random.Random(i)) for i in range(40)]
-    pd.DataFrame({"arch_str": [space.arch_str(a) for a in archs],
-                  "acc": np.linspace(50, 90, 40)}).to_csv(table, index=False)
+    table, _ = fake_nb201_table(tmp_path / "bench.csv", 40)
     common = ["space=nb201", "space.retrain.channels=4", "space.retrain.cells_per_stage=1", "dataset=digits",
               f"benchmark.table={table}", "benchmark.metric=acc", "--run-root", run_root]
     res = cli("rank", "--sample", "5", "proxy=synflow,params", *common)
     assert res.exit_code == 0, res.output
     res = cli("rank", table, "proxy=params", *common)  # a CSV of arch strings
     assert res.exit_code == 0, res.output
-    rank_run = _run_of(res)
+    rank_run = run_of(res)
     ranked = pd.read_csv(rank_run / "ranked.csv")
     assert ranked["bench_acc"].notna().all()
     res = cli("correlate", rank_run, "bootstrap=0", "--run-root", run_root)  # truth: the benchmark column
     assert res.exit_code == 0, res.output
-    doc = json.loads(_run_of(res).joinpath("correlation.json").read_text())
+    doc = json.loads(run_of(res).joinpath("correlation.json").read_text())
     assert doc["truth"] == "bench_acc" and doc["collapsed"]["rule"] == "functional"
     assert doc["n"] == doc["collapsed"]["kept"] <= 40
 

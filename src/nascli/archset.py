@@ -90,7 +90,7 @@ def sample_archs(space: SearchSpace, n: int, seed: int) -> list[Arch]:
     return list(out.values())
 
 
-def load_arch_set(refs: list[str], space: SearchSpace, sample: int | None, seed: int) -> ArchSet:
+def load_arch_set(refs: list[str], space: SearchSpace, sample: int | None, seed: int, every: bool = False) -> ArchSet:
     found = ArchSet()
     for ref in refs:
         path = Path(ref).expanduser()
@@ -112,6 +112,9 @@ def load_arch_set(refs: list[str], space: SearchSpace, sample: int | None, seed:
             raise UserError("--sample must be at least 1")
         for arch in sample_archs(space, int(sample), seed):
             found.add(arch, "sample")
+    if every:
+        for arch in space.enumerate():
+            found.add(arch, "all")
     if not len(found):
         raise UserError("no architectures to rank; pass a run directory, arch.json or CSV, or --sample N")
     return found

@@ -118,9 +118,11 @@ def retrain(ctx: typer.Context, arch: str = typer.Argument(..., help="arch.json,
     from nascli.commands.retrain import (
         batch_selection,
         batch_source,
+        inherited_groups,
         inherited_overrides,
         run_batch,
         run_retrain,
+        source_kind,
     )
     from nascli.config import compose
     from nascli.report import batch_table, key_values
@@ -146,7 +148,8 @@ def retrain(ctx: typer.Context, arch: str = typer.Argument(..., help="arch.json,
         return
     arch = resolve_ref_path(arch, run_root)
     resolved = resolve_arch(arch)
-    inherited, source_run = inherited_overrides(arch, overrides)
+    groups = inherited_groups(arch)
+    inherited, source_run = inherited_overrides(arch, overrides + [f"seed={s}" for s in seed_list[:1]], groups)
     has_space = any(o.split("=", 1)[0].lstrip("+~") == "space" for o in overrides)
     prefix = ([] if has_space else [f"space={resolved.space}"]) + inherited
     runs = []
@@ -156,8 +159,9 @@ def retrain(ctx: typer.Context, arch: str = typer.Argument(..., help="arch.json,
             _print_yaml(cfg)
             return
         if inherited and not runs:
-            typer.echo(f"nas: using dataset '{cfg.dataset.name}' of search run {source_run} (override with "
-                       "dataset=...)", err=True)
+            what = f"dataset '{cfg.dataset.name}'" if groups == ("dataset",) else f"the {', '.join(groups)} config"
+            typer.echo(f"nas: using {what} of {source_kind(source_run)} run {source_run} (override with "
+                       "KEY=VALUE)", err=True)
         source = {"ref": arch, **({"run": source_run} if source_run else {})}
         out = run_retrain(resolved, cfg, run_root=run_root, argv=_argv(ctx), overrides=overrides, source=source)
         runs.append(out)
@@ -183,6 +187,7 @@ def _seeds(text: str | None) -> list[int]:
 
 
 SAMPLE_RANK = typer.Option(None, "--sample", metavar="N", help="Add N architectures sampled from the space (seeded).")
+ALL_RANK = typer.Option(False, "--all", help="Add every architecture of a finite space (nb201: all 15,625 cells).")
 
 
 @app.command(context_settings={"allow_interspersed_args": True})
@@ -191,7 +196,7 @@ def rank(ctx: typer.Context,
          args: list[str] | None = typer.Argument(None, show_default=False, metavar="[SOURCE]... [KEY=VALUE]...",
                                                  help="Run directories, arch.json or CSV files to rank, then Hydra "
                                                       "overrides (proxy=synflow,naswot space=nb201 ...)."),
-         sample: int | None = SAMPLE_RANK, print_config: bool = PRINT_CONFIG,
+         sample: int | None = SAMPLE_RANK, every: bool = ALL_RANK, print_config: bool = PRINT_CONFIG,
          config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
     """Score architectures with zero-cost proxies, size baselines, or a search run's own strategy."""
     from nascli.commands.rank import resolve_sources, run_rank
@@ -200,7 +205,7 @@ def rank(ctx: typer.Context,
 
     refs, overrides = _split_args(args)
     has_proxy = any(o.split("=", 1)[0] == "proxy" for o in overrides)
-    sources = resolve_sources(refs, overrides, sample, run_root)
+    sources = resolve_sources(refs, overrides, sample, run_root, every)
     refs, search_run = sources.refs, sources.search_run
     if sources.defaulted:
         typer.echo(f"nas: ranking the architectures of the latest search run {refs[0]}", err=True)
@@ -212,10 +217,16 @@ def rank(ctx: typer.Context,
         typer.echo(f"nas: scoring with the {search_run.manifest.get('strategy')} strategy of {search_run.path} "
                    "(pass proxy=NAME for a zero-cost proxy)", err=True)
     out = run_rank(cfg, refs=refs, sample=sample, search_run=search_run, run_root=run_root, argv=_argv(ctx),
-                   overrides=overrides)
-    title = (f"{out.columns[0]} on {cfg.space.name}/{cfg.dataset.name}: top {min(cfg.top, len(out.ranked))} "
+                   overrides=overrides, every=every)
+    title = (f"ranked by {out.columns[0]} on {cfg.space.name}/{cfg.dataset.name}: top {min(cfg.top, len(out.ranked))} "
              f"of {len(out.ranked)} in {out.seconds:.0f}s")
-    stdout.print(ranked_table(out.ranked, title, int(cfg.top), out.truth_column))
+    stdout.print(ranked_table(out.ranked, title, int(cfg.top), out.truth_column, out.directions))
+    if out.failed:
+        typer.echo(f"nas: warning: {out.failed} architecture(s) could not be scored (status failed in archs.csv, "
+                   "errors in the *_error columns)", err=True)
+    if out.degenerate:
+        typer.echo(f"nas: {out.degenerate} architecture(s) are degenerate (output ignores the input): each proxy "
+                   "gave them its worst score", err=True)
     stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -247,6 +258,12 @@ def correlate(ctx: typer.Context,
     if ceiling:
         stdout.print(f"noise ceiling: seed-to-seed Kendall τ of the truth = {ceiling['seed_to_seed_kendall_tau']:.3f} "
                      f"({ceiling['seeds']} seeds)")
+    excluded = out.joined.excluded
+    if excluded.get("failed"):
+        typer.echo(f"nas: warning: {excluded['failed']} architecture(s) whose scoring failed are not in the correlation "
+                   "(status failed in archs.csv; their errors are in the *_error columns)", err=True)
+    if excluded.get("no_truth"):
+        typer.echo(f"nas: warning: {excluded['no_truth']} architecture(s) have no value in the truth column", err=True)
     c = out.joined.collapsed
     if c["rows"] != c["kept"]:
         stdout.print(f"{c['rows'] - c['kept']} duplicate/equivalent architectures collapsed ({c['rule']})")

@@ -17,11 +17,11 @@ from omegaconf.errors import OmegaConfBaseException
 from nascli.errors import UserError
 from nascli.schema import SCHEMAS
 
-GROUPS = ("strategy", "space", "dataset", "device", "budget")
+GROUPS = ("strategy", "space", "dataset", "device", "budget", "executor")
 
 # Keys whose value is a comma-separated list (`proxy=synflow,naswot`). Hydra's grammar reads
 # a,b as a sweep, which compose() rejects, so such values are quoted before composing.
-COMMA_KEYS = {"rank": ("proxy",), "correlate": ("proxy",)}
+COMMA_KEYS = {"rank": ("proxy", "rank_mean"), "correlate": ("proxy", "rank_mean")}
 
 
 def _quote_lists(command: str, overrides: list[str]) -> list[str]:
@@ -70,6 +70,7 @@ def compose(command: str, overrides: list[str] | tuple[str, ...] = (), config_di
 
 def validate(command: str, cfg: DictConfig) -> DictConfig:
     """Resolve interpolations, then check every node against its schema."""
+    from nascli.executors.base import executor_class
     from nascli.spaces.base import space_class
     from nascli.strategies.base import strategy_class
 
@@ -83,7 +84,7 @@ def validate(command: str, cfg: DictConfig) -> DictConfig:
         raise UserError(f"'{missing[0]}' must be set; add {missing[0]}=VALUE to the command line")
     plain = OmegaConf.to_container(cfg)
     plugin_nodes = {}
-    for key, resolver in (("strategy", strategy_class), ("space", space_class)):
+    for key, resolver in (("strategy", strategy_class), ("space", space_class), ("executor", executor_class)):
         if key in plain:
             node = plain.pop(key) or {}
             name = node.get("name") if isinstance(node, dict) else None
@@ -113,6 +114,8 @@ def _check_override_key(override: str) -> None:
     key, sep, value = override.partition("=")
     if not sep:
         raise UserError(f"'{override}' is not an override; write key=value (e.g. strategy=random budget.epochs=5)")
+    if not key.lstrip("+~"):
+        raise UserError(f"'{override}' has no key before '='; write KEY=VALUE, e.g. strategy={value or 'snas'}")
     if key.lstrip("+~") in GROUPS and value == "":
         raise UserError(f"'{override}' names no {key.lstrip('+~')}; write {key}=NAME")
 

@@ -24,16 +24,26 @@ def human(n) -> str:
     return f"{n:.0f}"
 
 
-def ranked_table(ranked: pd.DataFrame, title: str, top: int, truth_column: str | None = None) -> Table:
+def ranked_table(ranked: pd.DataFrame, title: str, top: int, truth_column: str | None = None,
+                 scores: dict[str, int] | None = None) -> Table:
+    """The top rows; `scores` (column -> direction) shows every score column of a rank run, ↑ or ↓ for
+    which way is better, instead of the single `score` column."""
     table = Table(title=title, title_justify="left")
-    for col, style in (("rank", "bold"), ("arch_id", "cyan"), ("score", "green"), ("params", ""), ("flops", "")):
-        table.add_column(col, style=style or None, justify="right" if col != "arch_id" else "left")
+    # Numbers never wrap; the architecture column folds to whatever width is left.
+    for col, style in (("rank", "bold"), ("arch_id", "cyan")):
+        table.add_column(col, style=style, justify="right" if col != "arch_id" else "left", no_wrap=True)
+    shown = {c: d for c, d in (scores or {"score": 1}).items() if c not in ("params", "flops")}
+    for col in shown:
+        table.add_column(col + ("↓" if shown[col] < 0 else "↑") if scores else col, style="green", justify="right",
+                         no_wrap=True)
+    for col in ("params", "flops"):
+        table.add_column(col, justify="right", no_wrap=True)
     if truth_column:
         table.add_column(truth_column, style="magenta", justify="right")
     table.add_column("architecture", overflow="fold")
     for _, row in ranked.head(top).iterrows():
-        cells = [str(int(row["rank"])), row["arch_id"], f"{row['score']:.4g}", human(row.get("params")),
-                 human(row.get("flops"))]
+        cells = [str(int(row["rank"])), row["arch_id"], *[_score(row.get(c)) for c in shown],
+                 human(row.get("params")), human(row.get("flops"))]
         if truth_column:
             v = row.get(truth_column)
             cells.append("-" if v is None or pd.isna(v) else f"{v:.2f}")
@@ -42,8 +52,13 @@ def ranked_table(ranked: pd.DataFrame, title: str, top: int, truth_column: str |
     return table
 
 
+def _score(v) -> str:
+    return "-" if v is None or pd.isna(v) else f"{float(v):.4g}"
+
+
 def key_values(title: str, values: dict) -> Table:
-    table = Table(title=title, title_justify="left", show_header=False)
+    # Wide enough for its title: a narrow two-column table would wrap "(seed 0)" onto a second line.
+    table = Table(title=title, title_justify="left", show_header=False, min_width=len(title) + 4)
     table.add_column("key", style="bold")
     table.add_column("value")
     for k, v in values.items():
@@ -171,6 +186,10 @@ def correlation_markdown(doc: dict) -> str:
     lines = ["# Proxy vs truth", "", f"- source: {doc['source']}", f"- truth: `{doc['truth']}`",
              f"- architectures: {doc['n']} (collapsed by {doc['collapsed']['rule']}: {doc['collapsed']['rows']} rows "
              f"-> {doc['collapsed']['kept']})"]
+    excluded = doc.get("excluded") or {}
+    if excluded:
+        lines.append("- left out: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in excluded.items()
+                                               if isinstance(v, int)))
     if doc.get("noise_ceiling"):
         c = doc["noise_ceiling"]
         lines.append(f"- noise ceiling (seed-to-seed Kendall τ of the truth, {c['seeds']} seeds): "

@@ -10,6 +10,7 @@ manifest.json carries argv, overrides, versions, seed, device, status
 from __future__ import annotations
 
 import json
+import os
 import platform
 import secrets
 import subprocess
@@ -56,7 +57,7 @@ def _git_sha() -> str | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 class RunDir:
@@ -111,10 +112,18 @@ class RunDir:
 
     @staticmethod
     def latest(root: Path, kind: str, status: str | None = "done") -> RunDir:
+        """The run of `kind` that started last (by the manifest's start time, to the microsecond: run names
+        share the second and end in a random suffix)."""
         base = Path(root) / kind
-        runs = sorted(p for p in base.glob("*") if (p / "manifest.json").is_file()) if base.is_dir() else []
-        for path in reversed(runs):
-            run = RunDir.open(path)
+        paths = [p for p in base.glob("*") if (p / "manifest.json").is_file()] if base.is_dir() else []
+        runs = []
+        for path in paths:
+            try:
+                runs.append(RunDir.open(path))
+            except UserError:
+                continue  # a damaged run directory is never "the latest"
+        runs.sort(key=lambda r: (str(r.manifest.get("started_at") or ""), r.path.name))
+        for run in reversed(runs):
             if status is None or run.manifest.get("status") == status:
                 return run
         raise UserError(f"no finished {kind} run under {base}; run `nas {kind}` first or pass a run directory")
@@ -145,6 +154,17 @@ class RunDir:
 
     def write_csv(self, rel: str, frame) -> Path:
         return write_csv(self.path / rel, frame)
+
+    def append_csv(self, rel: str, frame) -> Path:
+        """Append rows to a CSV as a run goes (header on first write), flushed to disk each call, so a
+        killed run keeps what it had finished."""
+        path = self.path / rel
+        new = not path.exists()
+        with open(path, "a", newline="") as fh:
+            frame.to_csv(fh, header=new, index=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return path
 
     def save_checkpoint(self, rel: str, obj: Any) -> Path:
         return write_torch(self.path / "checkpoints" / rel, obj)

@@ -62,8 +62,11 @@ class RankConfig:
     command: str = "rank"
     seed: int = 0  # network initialisation and --sample draws
     proxy: str | None = None  # proxies, comma separated (synflow,naswot,params); null: the search run's strategy
+    rank_mean: str | None = None  # members of the rank_mean proxy, comma separated; null: the other proxies asked for
     batches: int = 1  # data batches a data-dependent proxy averages over
-    batch_size: int = 64
+    batch_size: int | None = None  # images per batch; null: each proxy's paper batch (naswot 128, others 64)
+    chunk: int = 16  # architectures per task; results are written after every chunk
+    executor: Any = None
     network: str = "retrain"  # which network size a proxy sees: retrain (what gets trained) | search
     top: int = 10  # rows in the printed table
     space: Any = None
@@ -78,6 +81,7 @@ class CorrelateConfig:
     command: str = "correlate"
     seed: int = 0  # bootstrap resampling
     proxy: str | None = None  # proxy column(s), comma separated; null: every proxy column of the input
+    rank_mean: str | None = None  # columns a requested rank_mean combines (when the run has no rank_mean column)
     truth: str | None = None  # truth column; null: test_acc of retrain runs, or the benchmark column of a rank run
     lower_is_better: list[str] = field(default_factory=list)  # extra columns to negate (registered proxies know)
     top_k: int = 10  # precision@K and top-K overlap

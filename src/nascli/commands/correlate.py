@@ -7,7 +7,7 @@ its benchmark column), or any CSV with a proxy column and a truth column.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from nascli.archfile import read_arch_file
 from nascli.commands.search import BENCH_PREFIX
 from nascli.correlation import correlate, seed_ceiling
 from nascli.errors import UserError
-from nascli.proxies import PROXIES
+from nascli.proxies import load_proxies
 from nascli.report import correlation_figure, correlation_markdown
 from nascli.rundir import RunDir
 from nascli.spaces.base import get_space
@@ -36,6 +36,7 @@ class Joined:
     per_seed: np.ndarray | None  # architectures x seeds of truth, when repeats exist
     source: str  # what was used, in words
     collapsed: dict
+    excluded: dict = field(default_factory=dict)  # rows left out and why (failed scores, no truth), counted
 
 
 @dataclass
@@ -60,7 +61,7 @@ def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: 
                         device="cpu", extra={"source": joined.source, "truth": joined.truth, "n": len(joined.frame)})
     with run.running():
         doc = {"source": joined.source, "truth": joined.truth, "n": len(joined.frame), "collapsed": joined.collapsed,
-               "noise_ceiling": ceiling, "results": results}
+               "excluded": joined.excluded, "noise_ceiling": ceiling, "results": results}
         run.write_json("correlation.json", doc)
         run.write_csv("table.csv", joined.frame)
         run.write_text("report.md", correlation_markdown(doc))
@@ -83,6 +84,9 @@ def join_inputs(cfg: DictConfig, source: str | None, run_root: Path) -> Joined:
         if run.manifest.get("kind") not in ("search", "rank"):
             raise UserError(f"{path} is a {run.manifest.get('kind')} run; pass a search or rank run, or a CSV")
         return join_run(cfg, run, run_root, f"{run.manifest.get('kind')} run {run.path}")
+    if path.is_file():
+        raise UserError(f"{source} is not a CSV file or a run directory; nas correlate takes a search or rank run "
+                        "directory, or a CSV with proxy and truth columns")
     raise UserError(f"{source} does not exist; pass a search or rank run directory or a CSV file")
 
 
@@ -97,7 +101,8 @@ def _directions(cols: list[str], declared: dict[str, int], cfg: DictConfig) -> d
     lower = set(cfg.lower_is_better)
     out = {}
     for c in cols:
-        d = declared.get(c, PROXIES[c].direction if c in PROXIES else 1)
+        known = load_proxies()
+        d = declared.get(c, known[c].direction if c in known else 1)
         out[c] = -1 if c in lower else d
     return out
 
@@ -132,8 +137,12 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
     archs_csv = run.path / "archs.csv"
     if not archs_csv.is_file():
         raise UserError(f"{run.path} has no archs.csv; it did not finish (status {run.manifest.get('status')})")
-    frame = pd.read_csv(archs_csv, dtype={"arch_id": str})
-    frame = frame[frame["status"] == "ok"].drop_duplicates("arch_id")
+    frame = pd.read_csv(archs_csv, dtype={"arch_id": str}).drop_duplicates("arch_id")
+    # Architectures whose scoring failed are left out of the correlation, and counted: a sample with
+    # rows missing is no longer uniform, so the count is reported with every result.
+    failed = frame[frame["status"] != "ok"]
+    excluded = {"failed": len(failed), "failed_arch_ids": failed["arch_id"].tolist()[:50]} if len(failed) else {}
+    frame = frame[frame["status"] == "ok"]
     declared: dict[str, int] = {}
     proxies_json = run.path / "proxies.json"
     if proxies_json.is_file():
@@ -142,6 +151,7 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
     else:
         run_cols = ["score"]
     cols = _columns(cfg) or list(dict.fromkeys([*run_cols, *[b for b in BASELINES if b in frame.columns]]))
+    frame = _add_combined(cfg, frame, cols, declared)
     for c in cols:
         if c not in frame.columns:
             raise UserError(f"the run has no score column '{c}'; it has: {', '.join(dict.fromkeys(run_cols + list(BASELINES)))}")
@@ -154,7 +164,10 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
         retrains, how = retrain_results(run, frame["arch_id"].tolist(), run_root)
         described += f" + {retrains['run'].nunique()} retrain runs ({how})"
         pivot = retrains.pivot_table(index="arch_id", columns="seed", values=truth, aggfunc="mean")
+        before = len(frame)
         frame = frame.merge(pivot.mean(axis=1).rename(truth), left_on="arch_id", right_index=True)
+        if before > len(frame):
+            excluded["not_retrained"] = before - len(frame)
         if pivot.shape[1] > 1:
             per_seed = pivot.loc[frame["arch_id"]].to_numpy()
     else:
@@ -166,6 +179,9 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
         if truth not in frame.columns:
             raise UserError(f"no truth column '{truth}' in the run; use truth= one of "
                             f"{', '.join([*RETRAIN_TRUTHS, *bench_cols])}")
+        missing = int(frame[truth].isna().sum())
+        if missing:
+            excluded["no_truth"] = missing
         frame = frame[frame[truth].notna()]
         described += f" (truth: benchmark column {truth})"
     if frame.empty:
@@ -180,7 +196,27 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
     _no_nan(frame, cols, truth)
     keep = ["arch_id", *[c for c in ("description",) if c in frame.columns], *cols, truth]
     return Joined(frame[keep].reset_index(drop=True), cols, _directions(cols, declared, cfg), truth, per_seed,
-                  described, collapsed)
+                  described, collapsed, excluded)
+
+
+def _add_combined(cfg: DictConfig, frame: pd.DataFrame, cols: list[str], declared: dict[str, int]) -> pd.DataFrame:
+    """A combined proxy asked for by name (vote, rank_mean) that the run lacks is computed from its member
+    columns here, over the run's architectures, as `nas rank` would have: no re-scoring needed."""
+    known = load_proxies()
+    # rank_mean=a,b on the command line recomputes even a rank_mean the run has (other members asked for).
+    wanted = [c for c in cols if c in known and known[c].combined
+              and (c not in frame.columns or (c == "rank_mean" and cfg.rank_mean))]
+    for name in wanted:
+        members = list(known[name].members) or [m.strip() for m in str(cfg.rank_mean or "").split(",") if m.strip()] \
+            or [c for c in cols if c in frame.columns and c not in wanted]
+        missing = [m for m in members if m not in frame.columns]
+        if missing or len(members) < 2:
+            raise UserError(f"{name} combines {', '.join(members) or 'nothing'}, but the run has no column "
+                            f"'{(missing or ['?'])[0]}'; score it with `nas rank` or set rank_mean=a,b")
+        dirs = {m: declared.get(m, known[m].direction if m in known else 1) for m in members}
+        frame = frame.assign(**{name: known[name].fn(frame[members], dirs)})
+        declared[name] = 1
+    return frame
 
 
 def collapse_functional(frame: pd.DataFrame, run: RunDir, cols: list[str], truth: str):

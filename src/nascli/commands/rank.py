@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nascli.archfile import load_checkpoint
 from nascli.archset import load_arch_set
@@ -18,8 +18,10 @@ from nascli.commands.search import BENCH_PREFIX, candidates_frame, rank_frame
 from nascli.data import load_splits
 from nascli.device import resolve, seed_everything
 from nascli.errors import UserError
+from nascli.executors import Executor, make_executor
 from nascli.progress import progress_bar
-from nascli.proxies import Proxy, get_proxies
+from nascli.proxies import PROXIES, ProxyPlan, plan_proxies
+from nascli.proxies.scoring import ScoringSetup, score_chunk
 from nascli.rundir import RunDir
 from nascli.spaces.base import get_space
 from nascli.strategies.base import Candidate, SearchContext, strategy_class
@@ -35,6 +37,9 @@ class RankOutcome:
     columns: list[str]  # the score columns, first one ranks
     truth_column: str | None
     seconds: float
+    directions: dict[str, int]  # score column -> +1 higher is better / -1 lower is better
+    failed: int = 0
+    degenerate: int = 0
 
 
 @dataclass
@@ -45,14 +50,24 @@ class RankSources:
     defaulted: bool  # no source was given: the latest search run was taken
 
 
-def resolve_sources(refs: list[str], overrides: list[str], sample: int | None, run_root: Path) -> RankSources:
+def resolve_sources(refs: list[str], overrides: list[str], sample: int | None, run_root: Path,
+                    every: bool = False) -> RankSources:
     """`latest` and no source at all mean the latest search run; a run given lends its space and dataset."""
     from nascli.commands.retrain import inherited_overrides
 
     defaulted = False
+    for ref in refs:
+        path = Path(ref).expanduser()
+        if ref == "latest" and not path.exists():
+            continue
+        if not path.exists():
+            raise UserError(f"{ref} does not exist; pass a run directory, an arch.json or a CSV of architectures")
+        if path.is_file() and path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+            raise UserError(f"{ref} is a checkpoint, not a set of architectures; pass the run directory it belongs "
+                            "to (its strategy scores), an arch.json or a CSV")
     if refs == ["latest"] and not Path("latest").exists():
         refs = [str(RunDir.latest(run_root, "search").path)]
-    if not refs and sample is None:
+    if not refs and sample is None and not every:
         refs, defaulted = [str(RunDir.latest(run_root, "search").path)], True
     run_dirs = [RunDir.open(r) for r in refs if Path(r).is_dir()]
     search_run = next((r for r in run_dirs if r.manifest.get("kind") == "search"), None)
@@ -61,30 +76,35 @@ def resolve_sources(refs: list[str], overrides: list[str], sample: int | None, r
 
 
 def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run: RunDir | None,
-             run_root: Path, argv: list[str], overrides: list[str]) -> RankOutcome:
+             run_root: Path, argv: list[str], overrides: list[str], every: bool = False) -> RankOutcome:
     space = get_space(cfg.space.name, cfg.space)
     table = open_table(cfg.benchmark, space)
     if cfg.network not in ("retrain", "search"):
         raise UserError(f"network={cfg.network} is not a size; use network=retrain or network=search")
     if cfg.proxy is None and search_run is None:
         raise UserError("nothing to score with: pass proxy=NAME (e.g. proxy=synflow) or a search run directory")
-    proxies = get_proxies(cfg.proxy) if cfg.proxy is not None else []
-    archset = load_arch_set(refs, space, sample, int(cfg.seed))
+    if int(cfg.chunk) < 1 or int(cfg.batches) < 1 or (cfg.batch_size is not None and int(cfg.batch_size) < 1):
+        raise UserError("chunk, batches and batch_size must be positive integers")
+    plan = plan_proxies(cfg.proxy, _names(cfg.rank_mean)) if cfg.proxy is not None else None
+    archset = load_arch_set(refs, space, sample, int(cfg.seed), every)
     runtime = resolve(cfg.device)
+    executor = make_executor(cfg.executor, cfg.device)
     seed_everything(int(cfg.seed))
     splits = load_splits(cfg.dataset).to(runtime.device)
-    label = ",".join(p.name for p in proxies) or f"{search_run.manifest.get('strategy', 'strategy')}"
+    label = ",".join(plan.columns) if plan else f"{search_run.manifest.get('strategy', 'strategy')}"
     run = RunDir.create(run_root, "rank", f"{label}_{space.name}_{cfg.dataset.name}", cfg, argv=argv,
                         overrides=overrides, device=runtime.describe(),
                         extra={"space": space.name, "dataset": cfg.dataset.name, "data": splits.sizes(),
-                               "proxies": [p.name for p in proxies], "archs": len(archset),
+                               "proxies": plan.columns if plan else [], "archs": len(archset),
+                               "executor": executor.describe(), "torch_threads": torch.get_num_threads(),
                                "search_run": str(search_run.path) if search_run else None})
     with run.running():
         started = time.perf_counter()
-        if proxies:
-            values, status = proxy_scores(proxies, archset.archs, cfg, space, splits, runtime)
-            columns = [p.name for p in proxies]
-            directions = {p.name: p.direction for p in proxies}
+        costs = None
+        if plan:
+            values, status, costs = proxy_scores(plan, archset.archs, cfg, space, splits, runtime, executor, run)
+            columns = plan.columns
+            directions = {p.name: p.direction for p in plan.network + plan.combined}
         else:
             name, scores, extras = strategy_scores(search_run, archset.archs, space, runtime)
             columns = [STRATEGY_PREFIX + name]
@@ -97,24 +117,48 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
         candidates = [Candidate(a, directions[first] * v.get(first, float("nan")), st,
                                 {**v, "origin": o})
                       for a, v, st, o in zip(archset.archs, values, status, archset.origins, strict=True)]
-        frame = candidates_frame(candidates, space, splits.shape, table)
+        frame = candidates_frame(candidates, space, splits.shape, table, costs)
         ranked = rank_frame(frame)
         run.write_csv("archs.csv", frame)
         run.write_csv("ranked.csv", ranked)
         for arch in archset.archs:
             run.write_json(f"archs/{arch.arch_id}.json", arch.to_json(description=space.describe(arch)))
+        (run.path / PARTIAL).unlink(missing_ok=True)  # archs.csv now holds every row
         truth_column = BENCH_PREFIX + cfg.benchmark.metric if table is not None else None
-        run.write_json("proxies.json", {"columns": columns, "directions": directions, "ranked_by": first,
-                                        "network": cfg.network})
-        run.update_manifest(summary={"rank_seconds": round(seconds, 2), "archs": len(frame),
-                                     "failed": int((frame["status"] != "ok").sum()), "ranked_by": first,
-                                     "best_arch_id": ranked.iloc[0]["arch_id"] if len(ranked) else None})
-    return RankOutcome(run, ranked, columns, truth_column, seconds)
+        run.write_json("proxies.json", {"columns": columns, "directions": {c: directions[c] for c in columns},
+                                        "ranked_by": first, "network": cfg.network,
+                                        "combined": plan.members if plan else {},
+                                        "batch_size": _batch_sizes(plan, cfg) if plan else {}})
+        summary = {"rank_seconds": round(seconds, 2), "archs": len(frame),
+                   "failed": int((frame["status"] != "ok").sum()), "ranked_by": first,
+                   "best_arch_id": ranked.iloc[0]["arch_id"] if len(ranked) else None,
+                   "archs_per_second": round(len(frame) / max(seconds, 1e-9), 3)}
+        if "degenerate" in frame.columns:
+            summary["degenerate"] = int(frame["degenerate"].fillna(0).sum())
+        run.update_manifest(summary=summary)
+    return RankOutcome(run, ranked, columns, truth_column, seconds, {c: directions[c] for c in columns},
+                       summary["failed"], summary.get("degenerate", 0))
 
 
-def proxy_batches(cfg: DictConfig, splits, runtime) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The first `batches` training batches (never val or test), un-augmented."""
-    loader = make_loader(splits.train, splits, int(cfg.batch_size), runtime, train=False)
+PARTIAL = "archs.partial.csv"  # rows of finished chunks while a rank run is going
+
+
+def _names(value) -> list[str] | None:
+    if value is None:
+        return None
+    names = [n.strip() for n in str(value).split(",") if n.strip()]
+    return names or None
+
+
+def _batch_sizes(plan: ProxyPlan, cfg: DictConfig) -> dict[str, int | None]:
+    """Images per batch for each network proxy: batch_size= for all, else each proxy's paper batch."""
+    return {p.name: (int(cfg.batch_size) if cfg.batch_size is not None and p.needs_data else p.batch_size)
+            for p in plan.network}
+
+
+def proxy_batches(cfg: DictConfig, splits, runtime, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first `batches` training batches of `batch_size` images (never val or test), un-augmented."""
+    loader = make_loader(splits.train, splits, batch_size, runtime, train=False)
     out = []
     for x, y in loader:
         out.append((x, y))
@@ -123,32 +167,45 @@ def proxy_batches(cfg: DictConfig, splits, runtime) -> list[tuple[torch.Tensor, 
     return out
 
 
-def proxy_scores(proxies: list[Proxy], archs, cfg: DictConfig, space, splits, runtime):
-    batches = proxy_batches(cfg, splits, runtime) if any(p.needs_data for p in proxies) else []
-    size = cfg.space.retrain if cfg.network == "retrain" else cfg.space.search
-    values, status = [], []
-    with progress_bar(f"scoring with {','.join(p.name for p in proxies)}", len(archs)) as advance:
-        for arch in archs:
-            # Every network starts from the same seed, so a score depends on the architecture alone.
-            torch.manual_seed(int(cfg.seed))
-            model = space.build(arch, splits.shape, size).to(runtime.device)
-            fresh = {k: v.clone() for k, v in model.state_dict().items()}
-            row, ok = {}, True
-            for proxy in proxies:
-                model.load_state_dict(fresh)  # a proxy may update BN statistics or flip signs
-                try:
-                    value = float(proxy.fn(model, batches, splits.shape))
-                except (RuntimeError, torch.linalg.LinAlgError) as e:
-                    row[f"{proxy.name}_error"] = str(e).splitlines()[0][:200]
-                    value = float("nan")
-                # -inf is a legitimate worst score (naswot of a cell whose output is constant); NaN is a failure.
-                if math.isnan(value):
-                    ok = False
-                row[proxy.name] = value
-            values.append(row)
-            status.append("ok" if ok else "failed")
-            advance(1)
-    return values, status
+def proxy_scores(plan: ProxyPlan, archs, cfg: DictConfig, space, splits, runtime, executor: Executor, run: RunDir):
+    """Every architecture's network proxies (chunks of architectures on the executor, rows appended to
+    archs.partial.csv as chunks finish), then the combined proxies over the whole set."""
+    sizes = _batch_sizes(plan, cfg)
+    data = {bs: [(x.cpu(), y.cpu()) for x, y in proxy_batches(cfg, splits, runtime, bs)]
+            for bs in sorted({b for b in sizes.values() if b is not None})}
+    setup = ScoringSetup(space.name, OmegaConf.to_container(cfg.space), cfg.network, splits.shape,
+                         [p.name for p in plan.network], sizes, data, int(cfg.seed), str(runtime.device),
+                         runtime.channels_last)
+    chunk = int(cfg.chunk)
+    tasks = [[a.genotype for a in archs[i:i + chunk]] for i in range(0, len(archs), chunk)]
+    rows: list[dict | None] = [None] * len(archs)
+    written = 0  # rows of archs.partial.csv so far: always a prefix of the architectures, in order
+    with progress_bar(f"scoring with {','.join(p.name for p in plan.network)}", len(archs)) as advance:
+        for index, result in executor.run(score_chunk, setup, tasks):
+            rows[index * chunk:index * chunk + len(result)] = result
+            advance(len(result))
+            ready = written
+            while ready < len(rows) and rows[ready] is not None:
+                ready += 1
+            if ready > written:
+                part = pd.DataFrame([{"arch_id": a.arch_id, **r} for a, r in zip(archs[written:ready],
+                                                                                  rows[written:ready], strict=True)])
+                run.append_csv(PARTIAL, part)
+                written = ready
+    frame = pd.DataFrame(rows)
+    for combo in plan.combined:
+        members = list(plan.members[combo.name])
+        directions = {m: PROXIES[m].direction for m in members}
+        frame[combo.name] = combo.fn(frame[members], directions)
+        bad = frame[combo.name].isna()
+        frame.loc[bad, f"{combo.name}_error"] = "a member proxy failed"
+        frame.loc[bad, "status"] = "failed"
+    costs = {a.arch_id: {"params": int(r["params"]), "flops": int(r["flops"])} for a, r in zip(archs, rows, strict=True)}
+    sizes_only = [c for c in ("params", "flops") if c not in {p.name for p in plan.network}]
+    records = frame.drop(columns=[*sizes_only, "status"]).to_dict("records")
+    values = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v) and k.endswith("_error"))}
+              for r in records]
+    return values, frame["status"].tolist(), costs
 
 
 def strategy_scores(search_run: RunDir, archs, space, runtime) -> tuple[str, list[float], list[dict]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ def inherited_overrides(ref: str, overrides: list[str], groups: tuple[str, ...] 
     """
     path = Path(ref).expanduser()
     run_dir = path if path.is_dir() else path.parent
-    if path.suffix in (".pt", ".pth", ".ckpt"):
+    if path.suffix in CHECKPOINT_SUFFIXES:
         run_dir = path.parent.parent
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "manifest.json").is_file():
         return [], None
@@ -51,11 +52,42 @@ def inherited_overrides(ref: str, overrides: list[str], groups: tuple[str, ...] 
     inherited = []
     for group in groups:
         node = run_cfg.get(group)
-        if not isinstance(node, dict) or any(o.split("=", 1)[0].lstrip("+~") == group for o in overrides):
+        if any(o.split("=", 1)[0].lstrip("+~") == group for o in overrides):
             continue
-        inherited.append(f"{group}={node['name']}")
+        if node is not None and not isinstance(node, dict):  # a top-level value such as the seed
+            inherited.append(f"{group}={hydra_value(node)}")
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "name" in node:  # a config group (dataset=NAME); plain sections (train) carry keys only
+            inherited.append(f"{group}={node['name']}")
         inherited += [f"{key}={hydra_value(v)}" for key, v in _flat(node, group) if key != f"{group}.name"]
     return inherited, str(run_dir)
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def inherited_groups(ref: str) -> tuple[str, ...]:
+    """What `nas retrain REF` takes from the run REF belongs to: a retrain checkpoint carries its whole
+    training setup (space sizes, dataset, budget, optimiser); an architecture from a search run only
+    its dataset."""
+    path = Path(ref).expanduser()
+    if path.suffix in CHECKPOINT_SUFFIXES and (path.parent.parent / "manifest.json").is_file():
+        try:
+            kind = json.loads((path.parent.parent / "manifest.json").read_text()).get("kind")
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+            kind = None
+        if kind == "retrain":
+            return ("space", "dataset", "budget", "train", "seed")
+    return ("dataset",)
+
+
+def source_kind(run_dir: str) -> str:
+    try:
+        return json.loads((Path(run_dir) / "manifest.json").read_text()).get("kind") or "source"
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+        return "source"
 
 
 def _flat(node: dict, prefix: str):

@@ -35,9 +35,11 @@ class SearchOutcome:
 
 
 def candidates_frame(candidates: list[Candidate], space: SearchSpace, shape: DataShape,
-                     table: BenchmarkTable | None) -> pd.DataFrame:
-    """One row per candidate, in evaluation order, with cost and (if known) true accuracy."""
-    rows, costs = [], {}
+                     table: BenchmarkTable | None, costs: dict[str, dict] | None = None) -> pd.DataFrame:
+    """One row per candidate, in evaluation order, with cost and (if known) true accuracy.
+
+    `costs` (arch_id -> params/flops at the retrain size) saves rebuilding networks whose size is known."""
+    rows, costs = [], dict(costs or {})
     for i, cand in enumerate(candidates):
         arch = cand.arch
         if arch.arch_id not in costs:

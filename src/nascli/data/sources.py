@@ -50,14 +50,25 @@ def _torchvision(cfg: DatasetConfig, make, folder: str | None = None) -> RawData
     root = _writable_root(cfg, folder) if folder else expand(cfg.root)
     try:
         train, test = make(str(root), True, bool(cfg.download)), make(str(root), False, bool(cfg.download))
-    except RuntimeError as e:  # torchvision's "Dataset not found. You can use download=True ..."
-        raise UserError(f"{cfg.name} not found under {root} ({str(e).splitlines()[0]}); "
-                        f"set dataset.root=DIR to a local copy or dataset.download=true") from None
-    except OSError as e:  # no network
-        raise UserError(f"could not download {cfg.name} into {root} ({e}); "
-                        f"set dataset.root=DIR to a local copy") from None
+    except (RuntimeError, OSError) as e:
+        raise UserError(_missing_data_message(cfg, root, e)) from None
     return RawData(*_tensors(train), *_tensors(test), classes=[str(c) for c in getattr(train, "classes", [])]
                    or [str(i) for i in range(int(_tensors(train)[1].max()) + 1)])
+
+
+def _missing_data_message(cfg: DatasetConfig, root: Path, error: Exception) -> str:
+    """Say what failed (not found, or the download), where it looked, and how to point at a local copy."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    cause = error.__cause__ or error.__context__
+    reason = text.rstrip(":") + (f": {cause}" if cause and str(cause) not in text else "")
+    if not cfg.download:
+        return (f"{cfg.name} is not under {root} and dataset.download=false; set dataset.root=DIR to a folder "
+                f"that holds it, or dataset.download=true")
+    if "Error downloading" in text or isinstance(error, OSError) or cause is not None:
+        return (f"could not download {cfg.name} (no network? {reason or type(error).__name__}) and found no copy "
+                f"under {root}; set dataset.root=DIR to a folder holding the original files "
+                f"(e.g. dataset.root=../shared/datasets for Fashion-MNIST)")
+    return f"{cfg.name} could not be read from {root} ({reason}); set dataset.root=DIR to a complete local copy"
 
 
 def _tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:

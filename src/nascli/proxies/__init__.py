@@ -1,5 +1,15 @@
-"""Architecture proxies for `nas rank`: zero-cost scores and size baselines, in a registry."""
+"""Architecture proxies for `nas rank`: zero-cost scores, size baselines and combinations, in a registry."""
 
-from nascli.proxies.base import PROXIES, Proxy, get_proxies, register_proxy
+from nascli.proxies.base import (
+    PROXIES,
+    Proxy,
+    ProxyPlan,
+    get_proxies,
+    load_proxies,
+    plan_proxies,
+    register_combined,
+    register_proxy,
+)
 
-__all__ = ["PROXIES", "Proxy", "get_proxies", "register_proxy"]
+__all__ = ["PROXIES", "Proxy", "ProxyPlan", "get_proxies", "load_proxies", "plan_proxies", "register_combined",
+           "register_proxy"]

@@ -1,18 +1,22 @@
-"""Size baselines: every proxy must beat simply counting parameters or FLOPs."""
+"""Size baselines: every proxy must beat simply counting parameters or FLOPs.
+
+They count the network as built (every op of the genotype, as NB201's own counts do), so a disconnected
+cell keeps the size of its dead ops: a baseline says how big a network is, not whether it works.
+"""
 
 from __future__ import annotations
 
-from torch import nn
-
-from nascli.measure import count_flops, count_params
 from nascli.proxies.base import register_proxy
+from nascli.proxies.probe import Probe
 
 
-@register_proxy("params", needs_data=False, needs_grad=False, about="trainable parameters (bigger ranks higher)")
-def params(model: nn.Module, batches, shape) -> float:
-    return float(count_params(model))
+@register_proxy("params", uses=("size",), batch_size=None, about="trainable parameters (bigger ranks higher)",
+                degenerate="its size as built (a baseline, blind to connectivity)")
+def params(probe: Probe, batch_size: int | None) -> float:
+    return float(probe.size()["params"])
 
 
-@register_proxy("flops", needs_data=False, needs_grad=False, about="FLOPs of one image (bigger ranks higher)")
-def flops(model: nn.Module, batches, shape) -> float:
-    return float(count_flops(model, shape))
+@register_proxy("flops", uses=("size",), batch_size=None, about="FLOPs of one image (bigger ranks higher)",
+                degenerate="its size as built (a baseline, blind to connectivity)")
+def flops(probe: Probe, batch_size: int | None) -> float:
+    return float(probe.size()["flops"])

@@ -57,6 +57,11 @@ class SearchSpace(ABC):
     def sample(self, rng: random.Random) -> Arch:
         """One architecture drawn uniformly from the space's sampling distribution."""
 
+    def enumerate(self) -> list[Arch]:
+        """Every architecture of a finite space, in a fixed order (`nas rank --all`)."""
+        raise UserError(f"space '{self.name}' is too large to list every architecture; rank a sample with "
+                        "--sample N instead of --all")
+
     def preset(self, name: str) -> Arch:
         genotype = lookup(self.presets, name, f"{self.name} preset")
         return self.make(genotype)
@@ -71,6 +76,11 @@ class SearchSpace(ABC):
 
     def functional_key(self, arch: Arch) -> str:
         """Equal for architectures that compute the same function (correlate collapses them)."""
+        return arch.arch_id
+
+    def size_key(self, arch: Arch) -> str:
+        """Equal for architectures whose networks have equal parameter and FLOP counts (so a count can be
+        reused); the arch_id unless a space knows better."""
         return arch.arch_id
 
     # -- networks ------------------------------------------------------------------

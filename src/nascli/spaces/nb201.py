@@ -9,6 +9,7 @@ write the same thing and key the benchmark table.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from torch import nn
 from nascli.errors import UserError
 from nascli.spaces.base import DataShape, SearchSpace, expect, register_space
 from nascli.spaces.ops import ReLUConvBN, Zero
+from nascli.spaces.pooling import AvgPool
 from nascli.spaces.presets import NB201_FAMILY
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -49,7 +51,7 @@ def nb201_op(name: str, c: int, affine: bool = True) -> nn.Module:
     if name == "nor_conv_3x3":
         return ReLUConvBN(c, c, 3, 1, 1, affine)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return AvgPool(3, stride=1, padding=1)
     raise KeyError(name)
 
 
@@ -185,9 +187,23 @@ class NB201Space(SearchSpace):
     def sample(self, rng: random.Random):
         return self.make({"cell": [[[rng.choice(self.ops), j] for j in range(i)] for i in range(1, NUM_NODES)]})
 
+    def enumerate(self):
+        """All 5^6 = 15,625 cells, ops varied over the edges in NB201 edge order (the last edge fastest)."""
+        cells = []
+        for ops in itertools.product(self.ops, repeat=len(EDGES)):
+            it = iter(ops)
+            cells.append(self.make({"cell": [[[next(it), j] for j in range(i)] for i in range(1, NUM_NODES)]}))
+        return cells
+
     def edge_ops(self, arch) -> list[str]:
         """The 6 ops in NB201 edge order (1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2)."""
         return [op for node in arch.genotype["cell"] for op, _ in node]
+
+    def size_key(self, arch) -> str:
+        """Every edge of a stage has the same channels and resolution, so an op costs the same on any edge:
+        the network's size depends only on how many edges use each op (210 keys for 15,625 cells)."""
+        ops = self.edge_ops(arch)
+        return "nb201-size:" + ",".join(f"{op}={ops.count(op)}" for op in self.ops if op != "none")
 
     def arch_str(self, arch) -> str:
         return to_arch_str(arch.genotype["cell"])

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nascli.spaces.pooling import AvgPool, MaxPool
+
 
 class ReLUConvBN(nn.Sequential):
     def __init__(self, c_in, c_out, kernel, stride, padding, affine=True):
@@ -85,11 +87,7 @@ class FactorizedReduce(nn.Module):
 
 
 def _pool(kind: str, stride: int, c: int, affine: bool, bn_after_pool: bool) -> nn.Module:
-    pool = (
-        nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
-        if kind == "avg"
-        else nn.MaxPool2d(3, stride=stride, padding=1)
-    )
+    pool = AvgPool(3, stride=stride, padding=1) if kind == "avg" else MaxPool(3, stride=stride, padding=1)
     # DARTS search cells put a BN after pooling so pools are on the same scale as convs.
     return nn.Sequential(pool, nn.BatchNorm2d(c, affine=False)) if bn_after_pool else pool
 

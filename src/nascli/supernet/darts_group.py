@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascli.spaces.darts import DARTS_OPS
+from nascli.spaces.pooling import avg_pool, max_pool
 from nascli.supernet.depthwise import depthwise, selector, tap_index, use_dense
 from nascli.supernet.edge_group import EdgeGroup
 from nascli.supernet.packed_bn import PackedBN
@@ -61,8 +62,8 @@ class DartsEdgeGroup(EdgeGroup):
 
     # -- shared pieces -------------------------------------------------------------------
     def _pools(self, x):
-        mx = F.max_pool2d(x, 3, self.stride, 1)
-        av = F.avg_pool2d(x, 3, self.stride, 1, count_include_pad=False)
+        mx = max_pool(x, 3, self.stride, 1)
+        av = avg_pool(x, 3, self.stride, 1)
         return self.bn_pool(mx, 0, self.c), self.bn_pool(av, self.c, 2 * self.c)
 
     def _fr_inputs(self, r):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascli.spaces.nb201 import NB201_OPS
+from nascli.spaces.pooling import avg_pool
 from nascli.supernet.edge_group import EdgeGroup
 from nascli.supernet.packed_bn import PackedBN
 
@@ -34,7 +35,7 @@ class NB201EdgeGroup(EdgeGroup):
         self.bn3 = PackedBN(e * c)
 
     def _pool(self, x):
-        return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+        return avg_pool(x, 3, 1, 1)
 
     def forward_soft(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         n, c, h, wd = x.shape

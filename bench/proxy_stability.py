@@ -1,0 +1,96 @@
+"""How much each proxy's ranking moves with the network's random init and the data batch, and what
+jacob_cov is sensitive to.
+
+Two implementations of a proxy can only agree as well as the proxy agrees with itself under the choices
+they may make differently: the init seed, which training images form the batch, BN mode, precision.
+For uniformly sampled NB201 cells (C=16, N=5, CIFAR-10 JPEG when ../shared is present), each proxy is
+computed at a baseline (seed 0, first batch of 64), with another init (seed 1), and with another batch
+(the second 64 images); jacob_cov also with eval-mode BN (NASWOT v1's reference code), with numpy's
+general eigen-solver and no clamping (the zero-cost reference's `eval_score`), and with the whole network
+in float64. Reported: Spearman rho of each variant's ranking with the baseline's.
+
+    python bench/proxy_stability.py --out bench/proxy_stability.json [--cells 60]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from nascli import atomic  # noqa: E402
+from nascli.device import resolve  # noqa: E402
+from nascli.proxies.scoring import ScoringSetup, score_chunk  # noqa: E402
+from nascli.proxies.zero_cost import JACOB_K  # noqa: E402
+from nascli.train import make_loader  # noqa: E402
+from proxies import nb201_bench  # noqa: E402
+
+PROXIES = ["synflow", "naswot", "snip", "grad_norm", "jacob_cov"]
+
+
+def jacobian(model, x, train: bool, dtype=torch.float32):
+    model = model.to(dtype).train(train)
+    x = x.to(dtype).detach().requires_grad_(True)
+    out = model(x)
+    (jac,) = torch.autograd.grad(out.sum(), x)
+    return jac.reshape(len(x), -1)
+
+
+def jacob_torch(jac) -> float:
+    corr = torch.nan_to_num(torch.corrcoef(jac.double()), nan=0.0)
+    eig = torch.linalg.eigvalsh(corr).clamp_min(0.0)
+    return float(-(torch.log(eig + JACOB_K) + 1.0 / (eig + JACOB_K)).sum())
+
+
+def jacob_numpy_eig(jac) -> float:
+    with np.errstate(all="ignore"):
+        corr = np.corrcoef(jac.detach().float().numpy())
+        v = np.linalg.eig(np.nan_to_num(corr))[0].real
+        return float(-np.sum(np.log(v + JACOB_K) + 1.0 / (v + JACOB_K)))
+
+
+def rho(a, b) -> float:
+    return round(float(stats.spearmanr(a, b).statistic), 4)
+
+
+def main() -> None:
+    args, cfg, space, splits, archs, data_name = nb201_bench(__doc__.splitlines()[0], "bench/proxy_stability.json", 60)
+    x, y = next(iter(make_loader(splits.train, splits, 128, resolve(cfg.device), train=False)))
+    first, second = [(x[:64], y[:64])], [(x[64:], y[64:])]
+    genotypes = [a.genotype for a in archs]
+
+    def run(seed: int, batch) -> dict[str, list[float]]:
+        setup = ScoringSetup("nb201", OmegaConf.to_container(cfg.space), "retrain", splits.shape, PROXIES,
+                             {p: (None if p == "synflow" else 64) for p in PROXIES}, {64: batch}, seed)
+        rows = score_chunk(setup, genotypes)
+        return {p: [r[p] for r in rows] for p in PROXIES}
+
+    started = time.perf_counter()
+    base, other_init, other_batch = run(0, first), run(1, first), run(0, second)
+    variants = {"eval_mode_bn": [], "numpy_eig_no_clamp": [], "float64_network": []}
+    for arch in archs:
+        torch.manual_seed(0)
+        model = space.build(arch, splits.shape, cfg.space.retrain)
+        xb = first[0][0]
+        variants["eval_mode_bn"].append(jacob_torch(jacobian(model, xb, train=False)))
+        jac = jacobian(model, xb, train=True)
+        variants["numpy_eig_no_clamp"].append(jacob_numpy_eig(jac))
+        variants["float64_network"].append(jacob_torch(jacobian(model, xb, train=True, dtype=torch.float64)))
+    doc = {"what": __doc__.splitlines()[0], "data": data_name, "cells": len(archs), "network": "nb201 C=16 N=5",
+           "spearman_vs_baseline": {p: {"other_init_seed": rho(base[p], other_init[p]),
+                                        "other_batch": rho(base[p], other_batch[p])} for p in PROXIES},
+           "jacob_cov_variants_spearman_vs_baseline": {k: rho(base["jacob_cov"], v) for k, v in variants.items()},
+           "seconds": round(time.perf_counter() - started, 1)}
+    print(doc)
+    atomic.write_json(Path(args.out), doc)
+
+
+if __name__ == "__main__":
+    main()

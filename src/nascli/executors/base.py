@@ -1,0 +1,67 @@
+"""The executor interface and its registry.
+
+An executor runs one function over many independent tasks (chunks of architectures to score,
+candidates to train) and hands each result back as it finishes. Nothing about the results may
+depend on where or in which order tasks ran: a task carries everything it needs (seeds included).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+from nascli.registry import load_plugins, lookup, registrar
+
+EXECUTORS: dict[str, type[Executor]] = {}
+register_executor = registrar(EXECUTORS)
+
+BUILTIN_EXECUTOR_MODULES = ("nascli.executors.local",)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container or `taskset` may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Executor(ABC):
+    Config: ClassVar[type]  # dataclass schema of this executor's config group
+
+    def __init__(self, cfg, threads: int | None):
+        self.cfg = cfg
+        self.requested_threads = threads  # device.threads, if the user set it
+
+    @property
+    @abstractmethod
+    def workers(self) -> int:
+        """How many tasks run at once."""
+
+    @abstractmethod
+    def threads_per_worker(self) -> int | None:
+        """Intra-op threads each worker uses (None: torch's default, in-process only)."""
+
+    @abstractmethod
+    def run(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: list[Any]) -> Iterator[tuple[int, Any]]:
+        """Yield (task index, fn(shared, task)) as tasks finish. `fn` must be a module-level function
+        and `shared` picklable: it is sent to each worker once."""
+
+    def describe(self) -> dict:
+        return {"name": self.cfg.name, "workers": self.workers, "threads_per_worker": self.threads_per_worker()}
+
+
+def load_executor_plugins() -> None:
+    load_plugins("nascli.executors", BUILTIN_EXECUTOR_MODULES)
+
+
+def executor_class(name: str) -> type[Executor]:
+    load_executor_plugins()
+    return lookup(EXECUTORS, name, "executor")
+
+
+def make_executor(cfg, device_cfg) -> Executor:
+    threads = getattr(device_cfg, "threads", None)
+    return executor_class(cfg.name)(cfg, int(threads) if threads else None)
