@@ -1,5 +1,4 @@
-"""How much each proxy's ranking moves with the network's random init and the data batch, and what
-jacob_cov is sensitive to.
+"""How much each proxy's ranking moves with the init seed and the data batch; what jacob_cov is sensitive to.
 
 Two implementations of a proxy can only agree as well as the proxy agrees with itself under the choices
 they may make differently: the init seed, which training images form the batch, BN mode, precision.
