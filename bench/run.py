@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nascli import atomic  # noqa: E402
 from nascli.config import compose  # noqa: E402
 from nascli.spaces import DataShape, get_space  # noqa: E402
+from nascli.strategies.snas.relaxation import sample  # noqa: E402
 from nascli.supernet import build_supernet  # noqa: E402
-from nascli.supernet.relaxation import sample  # noqa: E402
 from reference_mixedop import ReferenceSupernet  # noqa: E402
 
 # The yardstick: a 5-cell, 8-channel darts supernet on digits-sized inputs at batch 128.

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from nascli.pnas.growth import growth_for
-from nascli.pnas.predictor import Ensemble, PredictorConfig
 from nascli.spaces import get_space
+from nascli.strategies.pnas.growth import growth_for
+from nascli.strategies.pnas.predictor import Ensemble, PredictorConfig
 from tests.conftest import TINY
 
 

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from nascli.errors import UserError
-from nascli.smash.encoding import Encoder
-from nascli.smash.hypernet import HyperNet
-from nascli.smash.mainnet import SmashMainNet
 from nascli.spaces import get_space
 from nascli.spaces.base import DataShape
+from nascli.strategies.smash.encoding import Encoder
+from nascli.strategies.smash.hypernet import HyperNet
+from nascli.strategies.smash.mainnet import SmashMainNet
 
 SHAPE = DataShape(1, 8, 8, 10)
 

@@ -17,10 +17,10 @@ from nascli.spaces.base import DataShape
 from nascli.spaces.darts import DARTS_OPS
 from nascli.spaces.ops import make_op
 from nascli.strategies.base import SearchContext, strategy_class
+from nascli.strategies.snas.penalty import PRESETS, PenaltyConfig, ResourcePenalty
+from nascli.strategies.snas.relaxation import gumbel_like, sample, temperature
 from nascli.supernet import build_supernet
 from nascli.supernet.darts_group import CONV_KINDS, DartsEdgeGroup
-from nascli.supernet.penalty import PRESETS, PenaltyConfig, ResourcePenalty
-from nascli.supernet.relaxation import gumbel_like, sample, temperature
 
 from .conftest import TINY, needs_shared
 

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from nascli.archfile import arch_from_json, resolve_arch
+from nascli.arch_io import arch_from_json, resolve_arch
 from nascli.errors import UserError
 from nascli.measure import cost
 from nascli.spaces import SPACES, DataShape, get_space, load_space_plugins

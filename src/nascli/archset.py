@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from nascli.arch import Arch
-from nascli.archfile import arch_from_json, read_arch_file
+from nascli.arch_io import arch_from_json, read_arch_file
 from nascli.errors import UserError
+from nascli.rundir import RunDir
 from nascli.spaces.base import SearchSpace
 
 
@@ -38,18 +39,18 @@ class ArchSet:
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "manifest.json").is_file()
+    return path.is_dir() and (path / RunDir.MANIFEST).is_file()
 
 
 def run_archs(run_dir: Path, table: Path | None = None) -> list[Arch]:
     """A search or rank run's architectures, best first when it has a ranking."""
-    table = table or next((run_dir / n for n in ("ranked.csv", "archs.csv") if (run_dir / n).is_file()), None)
+    table = table or next((run_dir / n for n in (RunDir.RANKED, RunDir.ARCHS) if (run_dir / n).is_file()), None)
     if table is None:
         raise UserError(f"{run_dir} has no ranked.csv or archs.csv; pass a search or rank run directory")
     ids = list(dict.fromkeys(pd.read_csv(table, dtype={"arch_id": str})["arch_id"].astype(str)))
     archs = []
     for arch_id in ids:
-        path = run_dir / "archs" / f"{arch_id}.json"
+        path = run_dir / RunDir.ARCH_DIR / f"{arch_id}.json"
         if not path.is_file():
             raise UserError(f"{path} is missing; the run directory {run_dir} is incomplete")
         archs.append(read_arch_file(path))
@@ -73,7 +74,7 @@ def csv_archs(path: Path, space: SearchSpace) -> list[Arch]:
             except json.JSONDecodeError:
                 raise UserError(f"{path} row {i + 1}: genotype is not JSON; write one genotype object per row") from None
         return out
-    if "arch_id" in frame.columns and (path.parent / "archs").is_dir():  # a run's archs.csv / ranked.csv
+    if "arch_id" in frame.columns and (path.parent / RunDir.ARCH_DIR).is_dir():  # a run's archs.csv / ranked.csv
         return run_archs(path.parent, table=path)
     raise UserError(f"{path} has neither an 'arch_str' nor a 'genotype' column; add one")
 

@@ -82,7 +82,7 @@ def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_co
     """Search a space with a strategy; write ranked architectures and the best arch.json."""
     from nascli.commands.search import run_search
     from nascli.config import compose
-    from nascli.report import ranked_table
+    from nascli.tables import ranked_table
 
     overrides = list(overrides or [])
     cfg = compose("search", overrides, config_dir)
@@ -114,76 +114,32 @@ def retrain(ctx: typer.Context, arch: str = typer.Argument(..., help="arch.json,
             seeds: str | None = SEEDS, print_config: bool = PRINT_CONFIG,
             config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
     """Train an architecture from scratch (or many from a run); write val/test accuracy, params, FLOPs."""
-    from nascli.archfile import resolve_arch, resolve_ref_path
-    from nascli.commands.retrain import (
-        batch_selection,
-        batch_source,
-        inherited_groups,
-        inherited_overrides,
-        run_batch,
-        run_retrain,
-        source_kind,
-    )
-    from nascli.config import compose
-    from nascli.report import batch_table, key_values
+    from nascli.commands.retrain import plan_retrain, run_plan
+    from nascli.tables import batch_table, key_values
 
-    overrides = list(overrides or [])
-    seed_list = _seeds(seeds)
-    if top is not None or sample is not None:
-        run = batch_source(arch, run_root)
-        inherited, _ = inherited_overrides(str(run.path), overrides, ("space", "dataset"))
-        base = compose("retrain", inherited + overrides, config_dir)
-        if print_config:
-            _print_yaml(base)
-            return
-        archs = batch_selection(run.path, top, sample, int(base.seed))
-        seed_list = seed_list or [int(base.seed)]
-        typer.echo(f"nas: retraining {len(archs)} architectures of {run.path} on '{base.dataset.name}' with "
-                   f"seed(s) {', '.join(map(str, seed_list))}", err=True)
-        out = run_batch(run.path, archs, seed_list, lambda s: compose("retrain", inherited + overrides + [f"seed={s}"],
-                                                                       config_dir),
-                        run_root=run_root, argv=_argv(ctx), overrides=overrides)
-        stdout.print(batch_table(out.outcomes, f"retrained {len(out.outcomes)} runs from {run.path.name}"))
-        stdout.print(f"correlate with: nas correlate {run.path}", markup=False, highlight=False, soft_wrap=True)
+    plan = plan_retrain(arch, list(overrides or []), top=top, sample=sample, seeds=seeds, run_root=run_root,
+                        config_dir=config_dir)
+    if print_config:
+        _print_yaml(plan.jobs[0][1])
         return
-    arch = resolve_ref_path(arch, run_root)
-    resolved = resolve_arch(arch)
-    groups = inherited_groups(arch)
-    inherited, source_run = inherited_overrides(arch, overrides + [f"seed={s}" for s in seed_list[:1]], groups)
-    has_space = any(o.split("=", 1)[0].lstrip("+~") == "space" for o in overrides)
-    prefix = ([] if has_space else [f"space={resolved.space}"]) + inherited
-    runs = []
-    for seed in seed_list or [None]:
-        cfg = compose("retrain", prefix + overrides + ([f"seed={seed}"] if seed is not None else []), config_dir)
-        if print_config:
-            _print_yaml(cfg)
-            return
-        if inherited and not runs:
-            what = f"dataset '{cfg.dataset.name}'" if groups == ("dataset",) else f"the {', '.join(groups)} config"
-            typer.echo(f"nas: using {what} of {source_kind(source_run)} run {source_run} (override with "
-                       "KEY=VALUE)", err=True)
-        source = {"ref": arch, **({"run": source_run} if source_run else {})}
-        out = run_retrain(resolved, cfg, run_root=run_root, argv=_argv(ctx), overrides=overrides, source=source)
-        runs.append(out)
-        r = out.result
-        stdout.print(key_values(f"retrain {resolved.arch_id} on {cfg.dataset.name} (seed {r['seed']})", {
-            "val_acc": r["val_acc"], "test_acc": r["test_acc"], "best_epoch": r["best_epoch"],
-            "test_acc_at_best_val": r["test_acc_at_best_val"], "params": r["params"], "flops": r["flops"],
-            "wall_time_s": r["wall_time_s"],
-        }))
-        stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
+    if plan.notice:
+        typer.echo(f"nas: {plan.notice}", err=True)
 
+    def show(out) -> None:
+        if plan.batch_run is None:  # a batch prints one table at the end instead
+            r = out.result
+            stdout.print(key_values(f"retrain {r['arch_id']} on {r['dataset']} (seed {r['seed']})", {
+                "val_acc": r["val_acc"], "test_acc": r["test_acc"], "best_epoch": r["best_epoch"],
+                "test_acc_at_best_val": r["test_acc_at_best_val"], "params": r["params"], "flops": r["flops"],
+                "wall_time_s": r["wall_time_s"],
+            }))
+            stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
 
-def _seeds(text: str | None) -> list[int]:
-    if text is None:
-        return []
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds {text} is not a list of integers; write e.g. --seeds 0,1,2") from None
-    if not seeds:
-        raise UserError("--seeds is empty; write e.g. --seeds 0,1,2")
-    return list(dict.fromkeys(seeds))
+    outcomes = run_plan(plan, run_root=run_root, argv=_argv(ctx), overrides=list(overrides or []), on_done=show)
+    if plan.batch_run is not None:
+        run = plan.batch_run
+        stdout.print(batch_table(outcomes, f"retrained {len(outcomes)} runs from {run.path.name}"))
+        stdout.print(f"correlate with: nas correlate {run.path}", markup=False, highlight=False, soft_wrap=True)
 
 
 SAMPLE_RANK = typer.Option(None, "--sample", metavar="N", help="Add N architectures sampled from the space (seeded).")
@@ -201,7 +157,7 @@ def rank(ctx: typer.Context,
     """Score architectures with zero-cost proxies, size baselines, or a search run's own strategy."""
     from nascli.commands.rank import resolve_sources, run_rank
     from nascli.config import compose
-    from nascli.report import ranked_table
+    from nascli.tables import ranked_table
 
     refs, overrides = _split_args(args)
     has_proxy = any(o.split("=", 1)[0] == "proxy" for o in overrides)
@@ -240,7 +196,7 @@ def correlate(ctx: typer.Context,
     """How well proxy scores order architectures by true accuracy (Kendall τ, Spearman ρ, Pearson r, CIs)."""
     from nascli.commands.correlate import run_correlate
     from nascli.config import compose
-    from nascli.report import correlation_table
+    from nascli.tables import correlation_table
 
     refs, overrides = _split_args(args)
     if len(refs) > 1:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from nascli.errors import UserError
+from nascli.rundir import CHECKPOINT_SUFFIXES, RunDir
 from nascli.schema import SCHEMAS
 
 GROUPS = ("strategy", "space", "dataset", "device", "budget", "executor")
@@ -155,3 +156,71 @@ def _first_line(text: str) -> str:
 
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg)
+
+
+# -- configs inherited from an earlier run ----------------------------------------------------------
+def inherited_overrides(ref: str, overrides: list[str], groups: tuple[str, ...] = ("dataset",)
+                        ) -> tuple[list[str], str | None]:
+    """Overrides that reuse a run's config groups (by default its dataset).
+
+    A user who searched on Fashion-MNIST expects `nas retrain <run>/arch.json` to train on
+    Fashion-MNIST too. An explicit `dataset=` on the command line wins; `dataset.key=`
+    overrides still apply on top. The same holds for every group in `groups`.
+    """
+    path = Path(ref).expanduser()
+    run_dir = path if path.is_dir() else path.parent
+    if path.suffix in CHECKPOINT_SUFFIXES:
+        run_dir = path.parent.parent
+    if not (run_dir / RunDir.CONFIG).is_file() or not (run_dir / RunDir.MANIFEST).is_file():
+        return [], None
+    try:
+        run_cfg = OmegaConf.to_container(OmegaConf.load(run_dir / RunDir.CONFIG))
+    except Exception:
+        return [], None
+    inherited = []
+    for group in groups:
+        node = run_cfg.get(group)
+        if any(o.split("=", 1)[0].lstrip("+~") == group for o in overrides):
+            continue
+        if node is not None and not isinstance(node, dict):  # a top-level value such as the seed
+            inherited.append(f"{group}={hydra_value(node)}")
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "name" in node:  # a config group (dataset=NAME); plain sections (train) carry keys only
+            inherited.append(f"{group}={node['name']}")
+        inherited += [f"{key}={hydra_value(v)}" for key, v in _flat(node, group) if key != f"{group}.name"]
+    return inherited, str(run_dir)
+
+
+def inherited_groups(ref: str) -> tuple[str, ...]:
+    """What `nas retrain REF` takes from the run REF belongs to: a retrain checkpoint carries its whole
+    training setup (space sizes, dataset, budget, optimiser); an architecture from a search run only
+    its dataset."""
+    path = Path(ref).expanduser()
+    if path.suffix in CHECKPOINT_SUFFIXES and RunDir.kind_of(path.parent.parent) == "retrain":
+            return ("space", "dataset", "budget", "train", "seed")
+    return ("dataset",)
+
+
+def _flat(node: dict, prefix: str):
+    """(dotted key, leaf value) pairs of a nested config node."""
+    for k, v in node.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}.{k}")
+        else:
+            yield f"{prefix}.{k}", v
+
+
+def hydra_value(v) -> str:
+    """A Python value written in Hydra's override grammar."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(hydra_value(x) for x in v) + "]"
+    text = str(v).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"

@@ -1,7 +1,13 @@
-"""Run directories: one per command, self-describing, written atomically.
+"""Run directories: one per command, self-describing, written atomically. RunDir is the one place that
+knows their layout (the file names below) and the checkpoint format.
 
     <root>/<kind>/<YYYY-mm-dd_HH-MM-SS>_<label>_<4hex>/
         config.yaml  manifest.json  metrics.jsonl  ...results...  checkpoints/  plots/
+
+    search:    archs.csv ranked.csv arch.json archs/<arch_id>.json checkpoints/strategy.pt
+    retrain:   arch.json result.json checkpoints/best.pt checkpoints/last.pt
+    rank:      archs.csv ranked.csv archs/<arch_id>.json proxies.json (archs.partial.csv while running)
+    correlate: correlation.json table.csv report.md
 
 manifest.json carries argv, overrides, versions, seed, device, status
 (running | done | failed | interrupted) and wall time.
@@ -29,7 +35,23 @@ from nascli.atomic import save_figure, write_csv, write_json, write_text, write_
 from nascli.errors import UserError
 
 RUN_FORMAT = "nascli.run/1"
+CHECKPOINT_FORMAT = "nascli.ckpt/1"
 KINDS = ("search", "retrain", "rank", "correlate")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A nascli checkpoint as a dict; UserError if it is unreadable or not ours."""
+    import torch
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for truncated or foreign files
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise UserError(f"cannot read checkpoint {path} ({reason}); it is corrupt or not a nascli checkpoint") from None
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a nascli checkpoint (no '{CHECKPOINT_FORMAT}' format tag)")
+    return blob
 
 
 def versions() -> dict[str, str]:
@@ -61,6 +83,12 @@ def _now() -> str:
 
 
 class RunDir:
+    # The layout: every file name of a run directory, named once.
+    CONFIG, MANIFEST, METRICS = "config.yaml", "manifest.json", "metrics.jsonl"
+    ARCHS, RANKED, PARTIAL, ARCH, ARCH_DIR = "archs.csv", "ranked.csv", "archs.partial.csv", "arch.json", "archs"
+    PROXIES, RESULT, CORRELATION = "proxies.json", "result.json", "correlation.json"
+    STRATEGY_CKPT, BEST_CKPT, LAST_CKPT, CKPT_DIR = "strategy.pt", "best.pt", "last.pt", "checkpoints"
+
     def __init__(self, path: Path, manifest: dict | None = None):
         self.path = Path(path)
         self.manifest = manifest if manifest is not None else {}
@@ -128,6 +156,25 @@ class RunDir:
                 return run
         raise UserError(f"no finished {kind} run under {base}; run `nas {kind}` first or pass a run directory")
 
+    @classmethod
+    def resolve(cls, ref: str | Path, run_root: Path, kind: str | None = None) -> RunDir:
+        """`latest` (the newest finished run of `kind`), a run directory's path, or a run's name under
+        <run_root>/<kind>/."""
+        path = Path(ref).expanduser()
+        if str(ref) == "latest" and not path.exists():
+            return cls.latest(run_root, kind or "search")
+        if not path.exists() and kind and (Path(run_root) / kind / str(ref)).is_dir():
+            path = Path(run_root) / kind / str(ref)
+        return cls.open(path, kind)
+
+    @staticmethod
+    def kind_of(path: str | Path) -> str:
+        """What kind of run a directory holds (search, retrain, ...), or "source" if it cannot tell."""
+        try:
+            return json.loads((Path(path) / "manifest.json").read_text()).get("kind") or "source"
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+            return "source"
+
     @property
     def config(self) -> DictConfig:
         return OmegaConf.load(self.path / "config.yaml")
@@ -167,7 +214,28 @@ class RunDir:
         return path
 
     def save_checkpoint(self, rel: str, obj: Any) -> Path:
-        return write_torch(self.path / "checkpoints" / rel, obj)
+        """checkpoints/<rel>, tagged with the checkpoint format so load_checkpoint can tell it is ours."""
+        return write_torch(self.checkpoint(rel), {"format": CHECKPOINT_FORMAT, **obj})
+
+    # -- the layout's files ----------------------------------------------------------------
+    def checkpoint(self, name: str) -> Path:
+        return self.path / self.CKPT_DIR / name
+
+    def arch_file(self, arch_id: str) -> Path:
+        return self.path / self.ARCH_DIR / f"{arch_id}.json"
+
+    def write_arch(self, arch_id: str, doc: dict) -> Path:
+        return self.write_json(f"{self.ARCH_DIR}/{arch_id}.json", doc)
+
+    def read_frame(self, name: str):
+        """archs.csv / ranked.csv as a DataFrame (arch_id kept as text)."""
+        import pandas as pd
+
+        return pd.read_csv(self.path / name, dtype={"arch_id": str})
+
+    def write_results(self, frame, ranked) -> None:
+        self.write_csv(self.ARCHS, frame)
+        self.write_csv(self.RANKED, ranked)
 
     def save_plot(self, rel: str, fig) -> Path:
         return save_figure(self.path / "plots" / rel, fig)

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from nascli.archfile import read_arch_file
-from nascli.commands.search import BENCH_PREFIX
+from nascli.arch_io import read_arch_file
 from nascli.correlation import correlate, seed_ceiling
 from nascli.errors import UserError
+from nascli.figures import correlation_figure, correlation_markdown
 from nascli.proxies import load_proxies
-from nascli.report import correlation_figure, correlation_markdown
+from nascli.results import BENCH_PREFIX
 from nascli.rundir import RunDir
 from nascli.spaces.base import get_space
 
@@ -62,7 +62,7 @@ def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: 
     with run.running():
         doc = {"source": joined.source, "truth": joined.truth, "n": len(joined.frame), "collapsed": joined.collapsed,
                "excluded": joined.excluded, "noise_ceiling": ceiling, "results": results}
-        run.write_json("correlation.json", doc)
+        run.write_json(RunDir.CORRELATION, doc)
         run.write_csv("table.csv", joined.frame)
         run.write_text("report.md", correlation_markdown(doc))
         run.save_plot("scatter.png", correlation_figure(joined.frame, results, joined.truth))
@@ -134,7 +134,7 @@ def join_csv(cfg: DictConfig, path: Path) -> Joined:
 
 
 def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Joined:
-    archs_csv = run.path / "archs.csv"
+    archs_csv = run.path / RunDir.ARCHS
     if not archs_csv.is_file():
         raise UserError(f"{run.path} has no archs.csv; it did not finish (status {run.manifest.get('status')})")
     frame = pd.read_csv(archs_csv, dtype={"arch_id": str}).drop_duplicates("arch_id")
@@ -144,7 +144,7 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
     excluded = {"failed": len(failed), "failed_arch_ids": failed["arch_id"].tolist()[:50]} if len(failed) else {}
     frame = frame[frame["status"] == "ok"]
     declared: dict[str, int] = {}
-    proxies_json = run.path / "proxies.json"
+    proxies_json = run.path / RunDir.PROXIES
     if proxies_json.is_file():
         meta = json.loads(proxies_json.read_text())
         run_cols, declared = list(meta["columns"]), dict(meta["directions"])
@@ -225,7 +225,7 @@ def collapse_functional(frame: pd.DataFrame, run: RunDir, cols: list[str], truth
     space = get_space(space_name)
     keys = []
     for arch_id in frame["arch_id"]:
-        path = run.path / "archs" / f"{arch_id}.json"
+        path = run.arch_file(arch_id)
         keys.append(space.functional_key(read_arch_file(path)) if path.is_file() else arch_id)
     frame = frame.assign(functional_key=keys)
     groups = frame.groupby("functional_key", sort=False)
@@ -245,7 +245,7 @@ def retrain_results(run: RunDir, arch_ids: list[str], run_root: Path) -> tuple[p
     for result in sorted(base.glob("*/result.json")) if base.is_dir() else []:
         try:
             r = json.loads(result.read_text())
-            manifest = json.loads((result.parent / "manifest.json").read_text())
+            manifest = json.loads((result.parent / RunDir.MANIFEST).read_text())
         except (json.JSONDecodeError, OSError, UnicodeDecodeError):
             continue  # a damaged retrain run is not truth
         if manifest.get("status") != "done":

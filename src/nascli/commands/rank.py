@@ -11,18 +11,18 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nascli.archfile import load_checkpoint
 from nascli.archset import load_arch_set
-from nascli.benchmark import open_table
-from nascli.commands.search import BENCH_PREFIX, candidates_frame, rank_frame
+from nascli.config import inherited_overrides
 from nascli.data import load_splits
 from nascli.device import resolve, seed_everything
 from nascli.errors import UserError
 from nascli.executors import Executor, make_executor
+from nascli.groundtruth import open_table
 from nascli.progress import progress_bar
 from nascli.proxies import PROXIES, ProxyPlan, plan_proxies
 from nascli.proxies.scoring import ScoringSetup, score_chunk
-from nascli.rundir import RunDir
+from nascli.results import BENCH_PREFIX, candidates_frame, rank_frame
+from nascli.rundir import RunDir, load_checkpoint
 from nascli.spaces.base import get_space
 from nascli.strategies.base import Candidate, SearchContext, strategy_class
 from nascli.train import make_loader
@@ -53,8 +53,6 @@ class RankSources:
 def resolve_sources(refs: list[str], overrides: list[str], sample: int | None, run_root: Path,
                     every: bool = False) -> RankSources:
     """`latest` and no source at all mean the latest search run; a run given lends its space and dataset."""
-    from nascli.commands.retrain import inherited_overrides
-
     defaulted = False
     for ref in refs:
         path = Path(ref).expanduser()
@@ -119,13 +117,12 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
                       for a, v, st, o in zip(archset.archs, values, status, archset.origins, strict=True)]
         frame = candidates_frame(candidates, space, splits.shape, table, costs)
         ranked = rank_frame(frame)
-        run.write_csv("archs.csv", frame)
-        run.write_csv("ranked.csv", ranked)
+        run.write_results(frame, ranked)
         for arch in archset.archs:
-            run.write_json(f"archs/{arch.arch_id}.json", arch.to_json(description=space.describe(arch)))
-        (run.path / PARTIAL).unlink(missing_ok=True)  # archs.csv now holds every row
+            run.write_arch(arch.arch_id, arch.to_json(description=space.describe(arch)))
+        (run.path / RunDir.PARTIAL).unlink(missing_ok=True)  # archs.csv now holds every row
         truth_column = BENCH_PREFIX + cfg.benchmark.metric if table is not None else None
-        run.write_json("proxies.json", {"columns": columns, "directions": {c: directions[c] for c in columns},
+        run.write_json(RunDir.PROXIES, {"columns": columns, "directions": {c: directions[c] for c in columns},
                                         "ranked_by": first, "network": cfg.network,
                                         "combined": plan.members if plan else {},
                                         "batch_size": _batch_sizes(plan, cfg) if plan else {}})
@@ -138,9 +135,6 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
         run.update_manifest(summary=summary)
     return RankOutcome(run, ranked, columns, truth_column, seconds, {c: directions[c] for c in columns},
                        summary["failed"], summary.get("degenerate", 0))
-
-
-PARTIAL = "archs.partial.csv"  # rows of finished chunks while a rank run is going
 
 
 def _names(value) -> list[str] | None:
@@ -190,7 +184,7 @@ def proxy_scores(plan: ProxyPlan, archs, cfg: DictConfig, space, splits, runtime
             if ready > written:
                 part = pd.DataFrame([{"arch_id": a.arch_id, **r} for a, r in zip(archs[written:ready],
                                                                                   rows[written:ready], strict=True)])
-                run.append_csv(PARTIAL, part)
+                run.append_csv(RunDir.PARTIAL, part)
                 written = ready
     frame = pd.DataFrame(rows)
     for combo in plan.combined:
@@ -211,7 +205,7 @@ def proxy_scores(plan: ProxyPlan, archs, cfg: DictConfig, space, splits, runtime
 def strategy_scores(search_run: RunDir, archs, space, runtime) -> tuple[str, list[float], list[dict]]:
     """The search run's own proxy (its strategy's score()) from its saved state."""
     run_cfg = search_run.config
-    ckpt_path = search_run.path / "checkpoints" / "strategy.pt"
+    ckpt_path = search_run.checkpoint(RunDir.STRATEGY_CKPT)
     if not ckpt_path.is_file():
         raise UserError(f"{search_run.path} has no checkpoints/strategy.pt; pass proxy=NAME or another search run")
     blob = load_checkpoint(ckpt_path)

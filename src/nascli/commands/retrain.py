@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,12 +12,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nascli.arch import Arch
-from nascli.archfile import CHECKPOINT_FORMAT
+from nascli.config import compose, inherited_groups, inherited_overrides
 from nascli.data import load_splits
 from nascli.device import resolve, seed_everything
 from nascli.errors import UserError
+from nascli.figures import curves_figure
 from nascli.measure import cost
-from nascli.report import curves_figure
 from nascli.rundir import RunDir
 from nascli.spaces.base import get_space
 from nascli.train import evaluate, fit, make_loader
@@ -29,88 +29,6 @@ def batch_source(ref: str, run_root: Path) -> RunDir:
     if run.manifest.get("kind") not in ("search", "rank"):
         raise UserError(f"{run.path} is a {run.manifest.get('kind')} run; --top/--sample take a search or rank run")
     return run
-
-
-def inherited_overrides(ref: str, overrides: list[str], groups: tuple[str, ...] = ("dataset",)
-                        ) -> tuple[list[str], str | None]:
-    """Overrides that reuse a run's config groups (by default its dataset).
-
-    A user who searched on Fashion-MNIST expects `nas retrain <run>/arch.json` to train on
-    Fashion-MNIST too. An explicit `dataset=` on the command line wins; `dataset.key=`
-    overrides still apply on top. The same holds for every group in `groups`.
-    """
-    path = Path(ref).expanduser()
-    run_dir = path if path.is_dir() else path.parent
-    if path.suffix in CHECKPOINT_SUFFIXES:
-        run_dir = path.parent.parent
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / "manifest.json").is_file():
-        return [], None
-    try:
-        run_cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
-    except Exception:
-        return [], None
-    inherited = []
-    for group in groups:
-        node = run_cfg.get(group)
-        if any(o.split("=", 1)[0].lstrip("+~") == group for o in overrides):
-            continue
-        if node is not None and not isinstance(node, dict):  # a top-level value such as the seed
-            inherited.append(f"{group}={hydra_value(node)}")
-            continue
-        if not isinstance(node, dict):
-            continue
-        if "name" in node:  # a config group (dataset=NAME); plain sections (train) carry keys only
-            inherited.append(f"{group}={node['name']}")
-        inherited += [f"{key}={hydra_value(v)}" for key, v in _flat(node, group) if key != f"{group}.name"]
-    return inherited, str(run_dir)
-
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-
-
-def inherited_groups(ref: str) -> tuple[str, ...]:
-    """What `nas retrain REF` takes from the run REF belongs to: a retrain checkpoint carries its whole
-    training setup (space sizes, dataset, budget, optimiser); an architecture from a search run only
-    its dataset."""
-    path = Path(ref).expanduser()
-    if path.suffix in CHECKPOINT_SUFFIXES and (path.parent.parent / "manifest.json").is_file():
-        try:
-            kind = json.loads((path.parent.parent / "manifest.json").read_text()).get("kind")
-        except (json.JSONDecodeError, OSError, UnicodeDecodeError):
-            kind = None
-        if kind == "retrain":
-            return ("space", "dataset", "budget", "train", "seed")
-    return ("dataset",)
-
-
-def source_kind(run_dir: str) -> str:
-    try:
-        return json.loads((Path(run_dir) / "manifest.json").read_text()).get("kind") or "source"
-    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
-        return "source"
-
-
-def _flat(node: dict, prefix: str):
-    """(dotted key, leaf value) pairs of a nested config node."""
-    for k, v in node.items():
-        if isinstance(v, dict):
-            yield from _flat(v, f"{prefix}.{k}")
-        else:
-            yield f"{prefix}.{k}", v
-
-
-def hydra_value(v) -> str:
-    """A Python value written in Hydra's override grammar."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ",".join(hydra_value(x) for x in v) + "]"
-    text = str(v).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
 
 
 @dataclass
@@ -139,12 +57,12 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
                                "data": splits.sizes(), "source_run": (source or {}).get("run"), **costs})
     epochs = int(cfg.budget.epochs)
     with run.running():
-        run.write_json("arch.json", arch.to_json(source=source, description=space.describe(arch)))
+        run.write_json(RunDir.ARCH, arch.to_json(source=source, description=space.describe(arch)))
         best = {"val_acc": float("-inf"), "epoch": 0}
         config = OmegaConf.to_container(cfg)
 
         def checkpoint(record, model, opt, sched) -> dict:
-            return {"format": CHECKPOINT_FORMAT, "kind": "retrain", "epoch": record["epoch"],
+            return {"kind": "retrain", "epoch": record["epoch"],
                     "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "metrics": record, "config": config, "arch": arch.to_json()}
 
@@ -153,9 +71,9 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
             is_last = record["epoch"] == epochs
             if record["val_acc"] > best["val_acc"]:
                 best.update(val_acc=record["val_acc"], epoch=record["epoch"])
-                run.save_checkpoint("best.pt", checkpoint(record, model, opt, sched))
+                run.save_checkpoint(RunDir.BEST_CKPT, checkpoint(record, model, opt, sched))
             if is_last or record["epoch"] % max(int(cfg.checkpoint_every), 1) == 0:
-                run.save_checkpoint("last.pt", checkpoint(record, model, opt, sched))
+                run.save_checkpoint(RunDir.LAST_CKPT, checkpoint(record, model, opt, sched))
 
         started = time.perf_counter()
         history = fit(model, splits, train_cfg, epochs=epochs, batch_size=int(cfg.budget.batch_size),
@@ -164,7 +82,7 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
         train_seconds = time.perf_counter() - started
         test_loader = make_loader(splits.test, splits, 256, runtime, train=False)
         final_test = evaluate(model, test_loader, runtime)
-        best_state = torch.load(run.path / "checkpoints" / "best.pt", map_location=runtime.device, weights_only=True)
+        best_state = torch.load(run.checkpoint(RunDir.BEST_CKPT), map_location=runtime.device, weights_only=True)
         model.load_state_dict(best_state["model"])
         best_test = evaluate(model, test_loader, runtime)
         last = history[-1]
@@ -178,7 +96,7 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
         }
         run.save_plot("curves.png", curves_figure(history, f"retrain {arch.arch_id} on {cfg.dataset.name}"))
         result["wall_time_s"] = round(run.elapsed(), 2)
-        run.write_json("result.json", result)
+        run.write_json(RunDir.RESULT, result)
         run.update_manifest(summary={k: result[k] for k in ("val_acc", "test_acc", "params", "flops")})
     return RetrainOutcome(run, result, history)
 
@@ -203,25 +121,76 @@ def batch_selection(run_dir: Path, top: int | None, sample: int | None, seed: in
 
 
 @dataclass
-class BatchOutcome:
-    outcomes: list[RetrainOutcome]
-    archs: list[Arch]
-    seeds: list[int]
+class RetrainPlan:
+    """What `nas retrain` will do: one (architecture, config) job per retrain, in order."""
+
+    jobs: list[tuple[Arch, DictConfig]]
+    source: dict  # written into each run's arch.json / manifest: where the architecture came from
+    batch_run: RunDir | None = None  # --top / --sample: the run the architectures come from
+    notice: str | None = None  # what was taken from an earlier run, for the user to see
 
 
-def run_batch(run_dir: Path, archs: list[Arch], seeds: list[int], compose_cfg, *, run_root: Path, argv: list[str],
-              overrides: list[str]) -> BatchOutcome:
-    """Retrain each architecture once per seed: one retrain run each, joinable by arch_id."""
+def parse_seeds(text: str | None) -> list[int]:
+    if text is None:
+        return []
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text} is not a list of integers; write e.g. --seeds 0,1,2") from None
+    if not seeds:
+        raise UserError("--seeds is empty; write e.g. --seeds 0,1,2")
+    return list(dict.fromkeys(seeds))
+
+
+def plan_retrain(ref: str, overrides: list[str], *, top: int | None, sample: int | None, seeds: str | None,
+                 run_root: Path, config_dir: Path | None) -> RetrainPlan:
+    """Resolve REF (or a run's --top / --sample architectures), the seeds, and every job's config, inheriting
+    what REF's run says (its dataset; for a retrain checkpoint its whole training setup)."""
+    from nascli.arch_io import resolve_arch, resolve_ref_path
+
+    seed_list = parse_seeds(seeds)
+    if top is not None or sample is not None:
+        run = batch_source(ref, run_root)
+        inherited, _ = inherited_overrides(str(run.path), overrides, ("space", "dataset"))
+        base = compose("retrain", inherited + overrides, config_dir)
+        archs = batch_selection(run.path, top, sample, int(base.seed))
+        seed_list = seed_list or [int(base.seed)]
+        cfgs = {s: compose("retrain", inherited + overrides + [f"seed={s}"], config_dir) for s in seed_list}
+        notice = (f"retraining {len(archs)} architectures of {run.path} on '{base.dataset.name}' with "
+                  f"seed(s) {', '.join(map(str, seed_list))}")
+        jobs = [(arch, cfgs[s]) for s in seed_list for arch in archs]
+        return RetrainPlan(jobs, {"ref": str(run.path), "run": str(run.path), "batch": True}, run, notice)
+    ref = resolve_ref_path(ref, run_root)
+    arch = resolve_arch(ref)
+    groups = inherited_groups(ref)
+    inherited, source_run = inherited_overrides(ref, overrides + [f"seed={s}" for s in seed_list[:1]], groups)
+    has_space = any(o.split("=", 1)[0].lstrip("+~") == "space" for o in overrides)
+    prefix = ([] if has_space else [f"space={arch.space}"]) + inherited
+    jobs = [(arch, compose("retrain", prefix + overrides + ([f"seed={s}"] if s is not None else []), config_dir))
+            for s in seed_list or [None]]
+    notice = None
+    if inherited:
+        what = f"dataset '{jobs[0][1].dataset.name}'" if groups == ("dataset",) else f"the {', '.join(groups)} config"
+        notice = f"using {what} of {RunDir.kind_of(source_run)} run {source_run} (override with KEY=VALUE)"
+    return RetrainPlan(jobs, {"ref": ref, **({"run": source_run} if source_run else {})}, None, notice)
+
+
+def run_plan(plan: RetrainPlan, *, run_root: Path, argv: list[str], overrides: list[str],
+             on_done=lambda outcome: None) -> list[RetrainOutcome]:
+    """Run every job of the plan, one retrain run each (joinable by arch_id); `on_done` sees each outcome."""
     from nascli.progress import progress_bar
 
     outcomes = []
-    with progress_bar(f"retraining {len(archs)} architectures x {len(seeds)} seed(s)", len(archs) * len(seeds)) \
-            as advance:
-        for seed in seeds:
-            cfg = compose_cfg(seed)
-            for arch in archs:
-                source = {"ref": str(run_dir), "run": str(run_dir), "batch": True}
-                outcomes.append(run_retrain(arch, cfg, run_root=run_root, argv=argv, overrides=overrides,
-                                            source=source))
-                advance(1)
-    return BatchOutcome(outcomes, archs, seeds)
+    total = len(plan.jobs) if plan.batch_run is not None else None
+    with progress_bar(f"retraining {len(plan.jobs)} run(s)", total) if total else _no_bar() as advance:
+        for arch, cfg in plan.jobs:
+            outcomes.append(run_retrain(arch, cfg, run_root=run_root, argv=argv, overrides=overrides,
+                                        source=plan.source))
+            on_done(outcomes[-1])
+            advance(1)
+    return outcomes
+
+
+@contextmanager
+def _no_bar():
+    yield lambda n=1, **fields: None

@@ -10,18 +10,15 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from nascli.arch import Arch
-from nascli.archfile import CHECKPOINT_FORMAT
-from nascli.benchmark import BenchmarkTable, open_table
 from nascli.data import load_splits
 from nascli.device import resolve, seed_everything
 from nascli.errors import UserError
-from nascli.measure import arch_cost
-from nascli.report import scores_figure
+from nascli.figures import scores_figure
+from nascli.groundtruth import open_table
+from nascli.results import BENCH_PREFIX, candidates_frame, rank_frame
 from nascli.rundir import RunDir
-from nascli.spaces.base import DataShape, SearchSpace, get_space
+from nascli.spaces.base import SearchSpace, get_space
 from nascli.strategies.base import Candidate, SearchContext, strategy_class
-
-BENCH_PREFIX = "bench_"
 
 
 @dataclass
@@ -32,35 +29,6 @@ class SearchOutcome:
     truth_column: str | None
     seconds: float
     warnings: list[str]
-
-
-def candidates_frame(candidates: list[Candidate], space: SearchSpace, shape: DataShape,
-                     table: BenchmarkTable | None, costs: dict[str, dict] | None = None) -> pd.DataFrame:
-    """One row per candidate, in evaluation order, with cost and (if known) true accuracy.
-
-    `costs` (arch_id -> params/flops at the retrain size) saves rebuilding networks whose size is known."""
-    rows, costs = [], dict(costs or {})
-    for i, cand in enumerate(candidates):
-        arch = cand.arch
-        if arch.arch_id not in costs:
-            costs[arch.arch_id] = arch_cost(space, arch, shape)
-        row = {"index": i, "arch_id": arch.arch_id, "score": cand.score, "status": cand.status,
-               **costs[arch.arch_id], "description": space.describe(arch)}
-        row.update(cand.extra)
-        if table is not None:
-            truth = table.truth(space, arch) or {}
-            row.update({BENCH_PREFIX + k: v for k, v in truth.items()})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def rank_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Successful candidates by score, best first (ties broken by arch_id, so it is stable)."""
-    ok = frame[(frame["status"] == "ok") & frame["score"].notna()]
-    ok = ok.drop_duplicates("arch_id").sort_values(["score", "arch_id"], ascending=[False, True], kind="mergesort")
-    ok = ok.reset_index(drop=True)
-    ok.insert(0, "rank", range(1, len(ok) + 1))
-    return ok
 
 
 def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: list[str]) -> SearchOutcome:
@@ -87,8 +55,8 @@ def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: l
         ranked = rank_frame(frame)
         if ranked.empty:
             raise RuntimeError("every candidate failed; see metrics.jsonl and archs.csv for the errors")
-        run.save_checkpoint("strategy.pt", {
-            "format": CHECKPOINT_FORMAT, "kind": "strategy", "strategy": cfg.strategy.name,
+        run.save_checkpoint(RunDir.STRATEGY_CKPT, {
+            "kind": "strategy", "strategy": cfg.strategy.name,
             "state": strategy.state_dict(), "config": OmegaConf.to_container(cfg),
         })
         best = write_results(run, cfg, space, candidates, frame, ranked)
@@ -109,18 +77,17 @@ def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: l
 
 def write_results(run: RunDir, cfg: DictConfig, space: SearchSpace, candidates: list[Candidate],
                   frame: pd.DataFrame, ranked: pd.DataFrame) -> Arch:
-    run.write_csv("archs.csv", frame)
-    run.write_csv("ranked.csv", ranked)
+    run.write_results(frame, ranked)
     rank_of = dict(zip(ranked["arch_id"], ranked["rank"], strict=True))
     by_id = {}
     for cand in candidates:
         by_id.setdefault(cand.arch.arch_id, cand)
     for arch_id, cand in by_id.items():
-        run.write_json(f"archs/{arch_id}.json", _arch_doc(run, cfg, space, cand, rank_of.get(arch_id)))
+        run.write_arch(arch_id, _arch_doc(run, cfg, space, cand, rank_of.get(arch_id)))
     # A strategy may name its answer (SNAS: the argmax child); otherwise the best score wins.
     chosen = _selected(candidates)
     best = chosen if chosen is not None and chosen.status == "ok" else by_id[ranked.iloc[0]["arch_id"]]
-    run.write_json("arch.json", _arch_doc(run, cfg, space, best, rank_of.get(best.arch.arch_id)))
+    run.write_json(RunDir.ARCH, _arch_doc(run, cfg, space, best, rank_of.get(best.arch.arch_id)))
     return best.arch
 
 

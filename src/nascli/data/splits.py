@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
-from nascli.registry import lookup, registrar
-from nascli.spaces.base import DataShape
+from nascli.datashape import DataShape
+from nascli.registry import load_plugins, lookup, registrar
 
 # The test split of a dataset that has none of its own is carved with this fixed seed,
 # so every run, whatever its split_seed, reports on the same test images.
@@ -86,6 +86,7 @@ class Splits:
 Loader = Callable[[DatasetConfig], RawData]
 DATASETS: dict[str, Loader] = {}
 register_dataset = registrar(DATASETS)
+BUILTIN_DATASET_MODULES = ("nascli.data.sources",)
 
 
 def expand(path: str) -> Path:
@@ -113,8 +114,7 @@ def _resize(x: torch.Tensor, side: int) -> torch.Tensor:
 
 def load_splits(cfg) -> Splits:
     """Load the dataset named by cfg.name and split it (train / val / test)."""
-    from nascli.data import sources  # noqa: F401  (fills DATASETS)
-
+    load_plugins("nascli.datasets", BUILTIN_DATASET_MODULES)
     loader = lookup(DATASETS, cfg.name, "dataset")
     raw = loader(cfg)
     x, y = raw.x, raw.y

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from omegaconf import OmegaConf
 from torch import nn
 
 from nascli.arch import Arch
+from nascli.datashape import DataShape
 from nascli.errors import UserError
 from nascli.registry import load_plugins, lookup, registrar
 
@@ -22,16 +22,6 @@ SPACES: dict[str, type[SearchSpace]] = {}
 register_space = registrar(SPACES)
 
 BUILTIN_SPACE_MODULES = ("nascli.spaces.darts", "nascli.spaces.nb201", "nascli.spaces.pnas", "nascli.spaces.membank")
-
-
-@dataclass(frozen=True)
-class DataShape:
-    """What a network builder needs to know about the data."""
-
-    channels: int
-    height: int
-    width: int
-    num_classes: int
 
 
 class SearchSpace(ABC):

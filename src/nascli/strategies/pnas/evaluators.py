@@ -12,11 +12,18 @@ from omegaconf import OmegaConf
 
 from nascli.arch import Arch
 from nascli.errors import UserError
-from nascli.registry import registrar
+from nascli.registry import load_plugins, lookup, registrar
 from nascli.strategies.base import Candidate, SearchContext
+from nascli.strategies.short_training import train_candidate
 
+# How PNAS scores a child; a third party adds one through the `nascli.pnas_evaluators` entry-point group.
 EVALUATORS: dict[str, type] = {}
 register_evaluator = registrar(EVALUATORS)
+
+
+def evaluator_class(name: str) -> type:
+    load_plugins("nascli.pnas_evaluators", ("nascli.strategies.pnas.evaluators",))
+    return lookup(EVALUATORS, name, "pnas evaluator (strategy.evaluator)")
 
 
 @dataclass
@@ -35,8 +42,6 @@ class TrainEvaluator(Evaluator):
     """Train the child for `epochs` on the train split; score = final-epoch val accuracy."""
 
     def __call__(self, arch: Arch, ctx: SearchContext) -> Candidate:
-        from nascli.strategies.random_search import train_candidate
-
         return train_candidate(arch, ctx, int(self.cfg.epochs), net=child_size(self.cfg, ctx.space))
 
     def check(self, ctx: SearchContext) -> None:

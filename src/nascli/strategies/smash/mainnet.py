@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascli.arch import Arch
-from nascli.smash.encoding import Encoder
 from nascli.spaces.base import DataShape
 from nascli.spaces.membank import op_channels, path_shapes
+from nascli.strategies.smash.encoding import Encoder
 
 
 def bn(x: torch.Tensor) -> torch.Tensor:

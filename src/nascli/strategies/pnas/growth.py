@@ -13,17 +13,13 @@ from abc import ABC, abstractmethod
 
 from nascli.arch import Arch
 from nascli.errors import UserError
-from nascli.pnas.predictor import Tokens
+from nascli.registry import load_plugins, registrar
+from nascli.strategies.pnas.predictor import Tokens
 
+# How PNAS grows cells of each space, keyed by space name; a third-party space adds its growth through
+# the `nascli.pnas_growths` entry-point group, as strategies are added.
 GROWTHS: dict[str, type[Growth]] = {}
-
-
-def register_growth(space_name: str):
-    def add(cls):
-        GROWTHS[space_name] = cls
-        return cls
-
-    return add
+register_growth = registrar(GROWTHS)
 
 
 class Growth(ABC):
@@ -119,6 +115,7 @@ class EdgeGrowth(Growth):
 
 
 def growth_for(space) -> Growth:
+    load_plugins("nascli.pnas_growths", ("nascli.strategies.pnas.growth",))
     if space.name not in GROWTHS:
         raise UserError(f"pnas grows cells of the spaces {', '.join(sorted(GROWTHS))}, not '{space.name}'")
     return GROWTHS[space.name](space)

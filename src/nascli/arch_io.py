@@ -14,13 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from nascli.arch import ARCH_FORMAT, Arch
 from nascli.errors import UserError
+from nascli.rundir import CHECKPOINT_SUFFIXES, RunDir, load_checkpoint
 from nascli.spaces.base import SPACES, get_space, load_space_plugins
-
-CHECKPOINT_FORMAT = "nascli.ckpt/1"
 
 
 def arch_from_json(doc: Any, where: str) -> Arch:
@@ -57,24 +54,10 @@ def read_arch_file(path: Path) -> Arch:
     return arch_from_json(doc, str(path))
 
 
-def load_checkpoint(path: Path) -> dict:
-    """A nascli checkpoint as a dict; UserError if it is unreadable or not ours."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for truncated or foreign files
-        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise UserError(f"cannot read checkpoint {path} ({reason}); it is corrupt or not a nascli checkpoint") from None
-    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a nascli checkpoint (no '{CHECKPOINT_FORMAT}' format tag)")
-    return blob
-
-
 def resolve_ref_path(ref: str, run_root: Path) -> str:
     """`latest` means the newest finished search run's arch.json (unless a file is named so)."""
     if ref == "latest" and not Path(ref).exists():
-        from nascli.rundir import RunDir
-
-        return str(RunDir.latest(run_root, "search").path / "arch.json")
+        return str(RunDir.latest(run_root, "search").path / RunDir.ARCH)
     return ref
 
 
@@ -82,11 +65,11 @@ def resolve_arch(ref: str) -> Arch:
     """Turn a command-line architecture reference into an Arch (see module docstring)."""
     path = Path(ref).expanduser()
     if path.is_dir():
-        if (path / "arch.json").is_file():
-            return read_arch_file(path / "arch.json")
+        if (path / RunDir.ARCH).is_file():
+            return read_arch_file(path / RunDir.ARCH)
         raise UserError(f"{path} holds no arch.json; pass a search or retrain run directory or an arch.json")
     if path.is_file():
-        if path.suffix in (".pt", ".pth", ".ckpt"):
+        if path.suffix in CHECKPOINT_SUFFIXES:
             blob = load_checkpoint(path)
             if "arch" not in blob:
                 raise UserError(f"checkpoint {path} ({blob.get('kind', 'unknown')}) carries no architecture; "

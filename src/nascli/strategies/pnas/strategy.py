@@ -22,11 +22,11 @@ from scipy import stats
 
 from nascli.arch import Arch
 from nascli.errors import UserError
-from nascli.pnas.evaluators import EVALUATORS
-from nascli.pnas.growth import growth_for
-from nascli.pnas.predictor import Ensemble, PredictorConfig
 from nascli.progress import progress_bar
 from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
+from nascli.strategies.pnas.evaluators import evaluator_class
+from nascli.strategies.pnas.growth import growth_for
+from nascli.strategies.pnas.predictor import Ensemble, PredictorConfig
 
 
 @dataclass
@@ -62,15 +62,13 @@ class Pnas(TrainedStrategy):
 
     def _check(self, ctx: SearchContext):
         cfg = self.cfg
-        if cfg.evaluator not in EVALUATORS:
-            raise UserError(f"strategy.evaluator={cfg.evaluator} is unknown; use {' or '.join(EVALUATORS)}")
         growth = growth_for(ctx.space)
         if not 1 <= int(cfg.levels) <= growth.max_level:
             raise UserError(f"strategy.levels={cfg.levels} is out of range for space {ctx.space.name}: "
                             f"1..{growth.max_level}")
         if int(cfg.beam) < 1 or int(cfg.epochs) < 1:
             raise UserError("strategy.beam and strategy.epochs must be at least 1")
-        evaluator = EVALUATORS[cfg.evaluator](cfg)
+        evaluator = evaluator_class(cfg.evaluator)(cfg)
         evaluator.check(ctx)
         return growth, evaluator
 
@@ -159,7 +157,7 @@ class Pnas(TrainedStrategy):
     def _plot(self, ctx, levels_out) -> None:
         if ctx.run is None:
             return
-        from nascli.report import pnas_levels_figure
+        from nascli.strategies.pnas.figures import pnas_levels_figure
 
         ctx.run.save_plot("predicted_vs_true.png", pnas_levels_figure(levels_out))
 

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from nascli.arch import Arch
-from nascli.smash.encoding import Encoder
+from nascli.strategies.smash.encoding import Encoder
 
 
 class HyperNet(nn.Module):

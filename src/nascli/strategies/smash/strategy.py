@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from nascli.arch import Arch
 from nascli.errors import UserError
 from nascli.progress import progress_bar
-from nascli.smash.encoding import Encoder
-from nascli.smash.hypernet import HyperNet
-from nascli.smash.mainnet import SmashMainNet
 from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
+from nascli.strategies.smash.encoding import Encoder
+from nascli.strategies.smash.hypernet import HyperNet
+from nascli.strategies.smash.mainnet import SmashMainNet
 from nascli.train import make_loader
 
 
@@ -213,7 +213,7 @@ class Smash(TrainedStrategy):
     def _plot(self, ctx, history, scores, scrambled) -> None:
         if ctx.run is None:
             return
-        from nascli.report import smash_figure
+        from nascli.strategies.smash.figures import smash_figure
 
         ctx.run.save_plot("smash.png", smash_figure(history, scores, scrambled))
 

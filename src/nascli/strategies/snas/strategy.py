@@ -29,10 +29,10 @@ from nascli.errors import UserError
 from nascli.progress import progress_bar
 from nascli.spaces.ops import PARAMETER_FREE
 from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
+from nascli.strategies.snas.penalty import PenaltyConfig, ResourcePenalty
+from nascli.strategies.snas.relaxation import entropy, gumbel_like, sample, temperature
 from nascli.supernet import Supernet, build_supernet
 from nascli.supernet.evaluate import child_accuracy, supernet_accuracy
-from nascli.supernet.penalty import PenaltyConfig, ResourcePenalty
-from nascli.supernet.relaxation import entropy, gumbel_like, sample, temperature
 from nascli.train import make_loader
 
 
@@ -328,7 +328,7 @@ class Snas(TrainedStrategy):
     def _plots(self, ctx: SearchContext, history: list[dict]) -> None:
         if ctx.run is None:
             return
-        from nascli.report import alpha_heatmap, snas_curves
+        from nascli.strategies.snas.figures import alpha_heatmap, snas_curves
 
         for t, a in self.alphas.items():
             ctx.run.save_plot(f"alpha_{t}.png", alpha_heatmap(torch.softmax(a.detach().float(), -1).cpu(),

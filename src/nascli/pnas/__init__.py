@@ -1,1 +1,0 @@
-"""PNAS's parts: cell growth per space, the accuracy predictor, candidate evaluators."""

@@ -1,1 +1,0 @@
-"""SMASH (Brock et al. 2018): one HyperNet generates weights for any memory-bank architecture."""
