@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nascli.spaces.cells import reduction_layers
+from nascli.spaces.cell_network import reduction_layers
 from nascli.spaces.darts import DARTS_OPS
 from nascli.spaces.ops import FactorizedReduce, ReLUConvBN, make_op
 

@@ -23,6 +23,12 @@ class BudgetConfig:
     candidate_epochs: int = 3  # short training of one candidate (random, pnas)
     batch_size: int = 64
     max_batches: int | None = None  # cap on training batches per epoch (smoke runs)
+    warmup_epochs: int = 2  # supernet epochs on the softmax(alpha) mixture before sampling (snas)
+    search_batch_size: int = 32  # batch of a supernet / HyperNet step (snas, smash)
+    hypernet_epochs: int = 35  # HyperNet training epochs (smash)
+    scored_candidates: int = 250  # architectures a trained one-shot model scores and ranks (smash)
+    beam: int = 8  # cells kept and evaluated per level after the first (pnas K)
+    max_evaluations: int | None = None  # cap on candidates evaluated one by one (pnas)
 
 
 @dataclass

@@ -215,6 +215,9 @@ def strategy_scores(search_run: RunDir, archs, space, runtime) -> tuple[str, lis
     if run_space.name != space.name:
         raise UserError(f"the search run searched space '{run_space.name}'; rank its architectures with "
                         f"space={run_space.name}")
+    # The strategy scores as it did during its search: the run's own device settings (memory format, bf16)
+    # on the device this command runs on.
+    runtime = resolve(OmegaConf.merge(run_cfg.device, {"type": str(runtime.device)}))
     generator = seed_everything(int(run_cfg.seed))
     splits = load_splits(run_cfg.dataset).to(runtime.device)
     ctx = SearchContext(run_cfg, run_space, splits, runtime, generator, run=None)

@@ -48,6 +48,7 @@ def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: l
     with run.running():
         ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table)
         strategy = strategy_cls(cfg.strategy)
+        strategy.setup(ctx)
         started = time.perf_counter()
         candidates = strategy.search(ctx)
         seconds = time.perf_counter() - started

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from nascli.spaces.base import register_space
-from nascli.spaces.cellspace import CellSpace, CellSpaceConfig
+from nascli.spaces.cell_space import CellSpace, CellSpaceConfig
 from nascli.spaces.presets import DARTS_FAMILY
 
 DARTS_OPS = (

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from nascli.spaces.base import register_space
-from nascli.spaces.cellspace import CellNetConfig, CellSpace
+from nascli.spaces.cell_space import CellNetConfig, CellSpace
 from nascli.spaces.presets import PNAS_FAMILY
 
 PNAS_OPS = (

@@ -1,4 +1,10 @@
-"""The strategy plugin interface.
+"""The strategy plugin interface and its lifecycle.
+
+    strategy = cls(cfg.strategy)      # config only: cheap, no data, no model
+    strategy.setup(ctx)               # check the config against the space/data, build what search needs
+    candidates = strategy.search(ctx) # the inner loop; every evaluated architecture, higher score = better
+    state = strategy.state_dict()     # saved to checkpoints/strategy.pt (resume and scoring hook in here)
+    later: fresh.load_state_dict(state); fresh.score(archs, ctx)   # `nas rank RUN`
 
 A strategy owns its inner loop (`search`) and its proxy (`score`); the runner in
 `nascli.commands.search`, not the strategy, writes archs.csv, ranked.csv and arch.json.
@@ -79,6 +85,10 @@ class Strategy(ABC):
 
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
+
+    def setup(self, ctx: SearchContext) -> None:
+        """Check the config against ctx (space, data, budget) and raise UserError before any work."""
+        del ctx
 
     @abstractmethod
     def search(self, ctx: SearchContext) -> list[Candidate]:

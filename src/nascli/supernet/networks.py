@@ -17,7 +17,7 @@ from torch import nn
 from nascli.arch import Arch
 from nascli.registry import registrar
 from nascli.spaces.base import DataShape, SearchSpace
-from nascli.spaces.cells import reduction_layers
+from nascli.spaces.cell_network import reduction_layers
 from nascli.spaces.darts import DARTS_OPS
 from nascli.spaces.nb201 import NB201_OPS, nb201_skeleton
 from nascli.spaces.ops import FactorizedReduce, ReLUConvBN

@@ -60,6 +60,9 @@ class Pnas(TrainedStrategy):
         super().__init__(cfg)
         self.predictor: Ensemble | None = None
 
+    def setup(self, ctx: SearchContext) -> None:
+        self._check(ctx)
+
     def _check(self, ctx: SearchContext):
         cfg = self.cfg
         growth = growth_for(ctx.space)

@@ -92,6 +92,9 @@ class Snas(TrainedStrategy):
         self.alphas: dict[str, nn.Parameter] = {}
 
     # -- set-up --------------------------------------------------------------------------
+    def setup(self, ctx: SearchContext) -> None:
+        self._check()
+
     def _check(self) -> None:
         cfg = self.cfg
         if cfg.derive not in ("snas", "darts"):

@@ -11,7 +11,7 @@ from typing import Any
 
 from nascli.errors import UserError
 from nascli.spaces.base import DataShape, SearchSpace, expect
-from nascli.spaces.cells import CellNetwork
+from nascli.spaces.cell_network import CellNetwork
 
 
 @dataclass
