@@ -27,6 +27,7 @@ class BudgetConfig:
     search_batch_size: int = 32  # batch of a supernet / HyperNet step (snas, smash)
     hypernet_epochs: int = 35  # HyperNet training epochs (smash)
     scored_candidates: int = 250  # architectures a trained one-shot model scores and ranks (smash)
+    levels: int = 3  # blocks (pnas B) a progressive search grows cells to
     beam: int = 8  # cells kept and evaluated per level after the first (pnas K)
     max_evaluations: int | None = None  # cap on candidates evaluated one by one (pnas)
 
