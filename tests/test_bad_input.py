@@ -111,8 +111,10 @@ def test_rank_and_correlate_name_the_real_problem(cli, finished_run, tmp_path):
     assert_user_error(cli("rank", tmp_path / "nonexistent" / "run", "--run-root", root), "does not exist")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
-    assert_user_error(cli("rank", corrupt, "--run-root", root), "is a checkpoint, not a set of architectures")
-    assert_user_error(cli("rank", corrupt, "proxy=params", "--run-root", root), "is a checkpoint")
+    assert_user_error(cli("rank", corrupt, "--run-root", root), "it is corrupt or not a nascli checkpoint")
+    assert_user_error(cli("rank", corrupt, "proxy=params", "--run-root", root), "it is corrupt or not a nascli checkpoint")
+    strategy_ckpt = run / "checkpoints" / "strategy.pt"
+    assert_user_error(cli("rank", strategy_ckpt, "--run-root", root), "is a checkpoint, not a set of architectures")
     malformed = tmp_path / "malformed.json"
     malformed.write_text("{not json")
     assert_user_error(cli("correlate", malformed, "proxy=a", "truth=b", "--run-root", root),

@@ -61,6 +61,7 @@ def resolve_sources(refs: list[str], overrides: list[str], sample: int | None, r
         if not path.exists():
             raise UserError(f"{ref} does not exist; pass a run directory, an arch.json or a CSV of architectures")
         if path.is_file() and path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+            load_checkpoint(path)  # a corrupt or foreign file is named as such, not as a misplaced checkpoint
             raise UserError(f"{ref} is a checkpoint, not a set of architectures; pass the run directory it belongs "
                             "to (its strategy scores), an arch.json or a CSV")
     if refs == ["latest"] and not Path("latest").exists():
