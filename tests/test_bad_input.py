@@ -77,12 +77,46 @@ def test_bad_architecture_files(case, cli, finished_run, tmp_path):
     (["retrain", "darts:NOPE"], "unknown darts preset 'NOPE'"),
     (["retrain", "darts:DARTS_V2", "space=nb201"], "from space 'darts'"),
     (["retrain", "nb201:|bad|"], "bad NB201 edge"),
+    # numbers out of range are refused by the schema, naming the key, before any work
+    (["search", "budget.epochs=-1"], "budget.epochs=-1 is out of range: it must be at least 1"),
+    (["retrain", "darts:DARTS_V2", "budget.epochs=0"], "budget.epochs=0 is out of range"),
+    (["search", "budget.batch_size=0"], "budget.batch_size=0 is out of range"),
+    (["search", "dataset.subset=0"], "dataset.subset=0 is out of range"),
+    (["search", "dataset.val_fraction=1.5"], "dataset.val_fraction=1.5 is out of range: it must be a fraction in (0, 1)"),
+    (["search", "train.drop_path=2"], "train.drop_path=2.0 is out of range: it must be between 0 and 1"),
+    (["search", "checkpoint.every_s=-5"], "checkpoint.every_s=-5.0 is out of range"),
 ])
 def test_bad_arguments(args, fragment, cli, finished_run):
     root, _ = finished_run
     before = tree_digest(root)
     assert_user_error(cli(*args, "--run-root", root), fragment)
     assert tree_digest(root) == before
+
+
+def test_results_csv_without_arch_id(cli, finished_run, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    root, run = finished_run
+    copy = tmp_path / "edited"
+    shutil.copytree(run, copy)
+    pd.read_csv(copy / "ranked.csv").drop(columns=["arch_id"]).to_csv(copy / "ranked.csv", index=False)
+    for extra in ([], ["proxy=params"]):
+        assert_user_error(cli("rank", copy, *extra, "--run-root", root), "ranked.csv has no arch_id column")
+
+
+def test_unwritable_run_root(cli):
+    assert_user_error(cli("search", *TINY, "--run-root", "/proc/nascli-runs"),
+                      "cannot create run directories under /proc/nascli-runs")
+
+
+def test_config_dir_with_yaml_syntax_error(cli, tmp_path):
+    (tmp_path / "strategy").mkdir()
+    (tmp_path / "strategy" / "broken.yaml").write_text("name: random\nnum_archs: [1,\n")
+    assert_user_error(cli("search", "strategy=broken", "--config-dir", tmp_path, "--run-root", tmp_path / "runs"),
+                      "YAML syntax error in")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_strategy_checkpoint_is_not_an_architecture(cli, finished_run):

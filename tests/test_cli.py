@@ -46,8 +46,9 @@ def test_search_then_retrain_writes_run_directories(cli, run_root):
     rdir = only_run(run_root, "retrain")
     result = json.loads((rdir / "result.json").read_text())
     assert result["arch_id"] == best["arch_id"]
-    for key in ("val_acc", "test_acc", "params", "flops", "wall_time_s"):
+    for key in ("val_acc", "test_acc", "params", "flops"):
         assert result[key] is not None
+    assert json.loads((rdir / "manifest.json").read_text())["wall_time_s"] > 0
     ckpt = torch.load(rdir / "checkpoints" / "best.pt", weights_only=True)
     assert ckpt["arch"]["arch_id"] == best["arch_id"] and ckpt["config"]["dataset"]["name"] == "digits"
     assert (rdir / "checkpoints" / "last.pt").is_file() and (rdir / "plots" / "curves.png").is_file()

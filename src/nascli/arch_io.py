@@ -65,6 +65,8 @@ def resolve_arch(ref: str) -> Arch:
     """Turn a command-line architecture reference into an Arch (see module docstring)."""
     path = Path(ref).expanduser()
     if path.is_dir():
+        if (path / RunDir.MANIFEST).is_file() and not (path / RunDir.ARCH).is_file():
+            RunDir.open(path).require_finished()  # killed before it wrote arch.json: say it can be resumed
         if (path / RunDir.ARCH).is_file():
             return read_arch_file(path / RunDir.ARCH)
         raise UserError(f"{path} holds no arch.json; pass a search or retrain run directory or an arch.json")

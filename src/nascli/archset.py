@@ -17,7 +17,7 @@ import pandas as pd
 from nascli.arch import Arch
 from nascli.arch_io import arch_from_json, read_arch_file
 from nascli.errors import UserError
-from nascli.rundir import RunDir
+from nascli.rundir import RunDir, read_results_csv
 from nascli.spaces.base import SearchSpace
 
 
@@ -47,7 +47,7 @@ def run_archs(run_dir: Path, table: Path | None = None) -> list[Arch]:
     table = table or next((run_dir / n for n in (RunDir.RANKED, RunDir.ARCHS) if (run_dir / n).is_file()), None)
     if table is None:
         raise UserError(f"{run_dir} has no ranked.csv or archs.csv; pass a search or rank run directory")
-    ids = list(dict.fromkeys(pd.read_csv(table, dtype={"arch_id": str})["arch_id"].astype(str)))
+    ids = list(dict.fromkeys(read_results_csv(table)["arch_id"].astype(str)))
     archs = []
     for arch_id in ids:
         path = run_dir / RunDir.ARCH_DIR / f"{arch_id}.json"

@@ -51,6 +51,10 @@ def write_csv(path: Path, frame) -> Path:
     return _atomic(path, lambda fh: frame.to_csv(fh, index=False), "w")
 
 
+def write_bytes(path: Path, data: bytes) -> Path:
+    return _atomic(path, lambda fh: fh.write(data), "wb")
+
+
 def write_torch(path: Path, obj: Any) -> Path:
     import torch
 

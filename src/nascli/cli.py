@@ -28,6 +28,9 @@ OVERRIDES = typer.Argument(None, help="Hydra overrides, e.g. strategy=snas datas
                            show_default=False, metavar="[KEY=VALUE]...")
 PRINT_CONFIG = typer.Option(False, "--print-config", help="Print the resolved config and exit.")
 CONFIG_DIR = typer.Option(None, "--config-dir", help="A folder of extra config groups (e.g. strategy/my.yaml).")
+RESUME = typer.Option(None, "--resume", metavar="RUN",
+                      help="Continue an interrupted run (a run directory, its name, or `latest`) from its last "
+                           "checkpoint; only budget extensions may be overridden.")
 RUN_ROOT = typer.Option(Path("runs"), "--run-root", envvar="NASCLI_RUN_ROOT", help="Where run directories go.")
 
 
@@ -48,9 +51,13 @@ def user_errors(fn):
         except UserError as e:
             typer.echo(f"nas: error: {e}", err=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            typer.echo("nas: interrupted", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as e:
+            # SIGINT -> 130, SIGTERM (what SLURM sends before it kills) -> 143, as a shell would report them.
+            signum = getattr(e, "signum", 2)
+            resume = getattr(e, "resume_command", None)
+            typer.echo("nas: interrupted" + (f"; the last checkpoint is saved, resume with: {resume}" if resume else ""),
+                       err=True)
+            raise typer.Exit(128 + signum) from None
 
     return wrapper
 
@@ -78,18 +85,22 @@ def _argv(ctx: typer.Context) -> list[str]:
 @app.command()
 @user_errors
 def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_config: bool = PRINT_CONFIG,
-           config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
+           config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT, resume: str | None = RESUME):
     """Search a space with a strategy; write ranked architectures and the best arch.json."""
-    from nascli.commands.search import run_search
+    from nascli.commands.search import resume_search, run_search
     from nascli.config import compose
     from nascli.tables import ranked_table
 
     overrides = list(overrides or [])
-    cfg = compose("search", overrides, config_dir)
-    if print_config:
-        _print_yaml(cfg)
-        return
-    out = run_search(cfg, run_root=run_root, argv=_argv(ctx), overrides=overrides)
+    if resume is not None:
+        out = resume_search(resume, overrides, run_root=run_root, notify=_warn)
+        cfg = out.cfg
+    else:
+        cfg = compose("search", overrides, config_dir)
+        if print_config:
+            _print_yaml(cfg)
+            return
+        out = run_search(cfg, run_root=run_root, argv=_argv(ctx), overrides=overrides)
     title = (f"{cfg.strategy.name} on {cfg.space.name}/{cfg.dataset.name}: top {min(cfg.top, len(out.ranked))} "
              f"of {len(out.ranked)} in {out.seconds:.0f}s")
     stdout.print(ranked_table(out.ranked, title, int(cfg.top), out.truth_column))
@@ -109,14 +120,21 @@ SEEDS = typer.Option(None, "--seeds", metavar="S,S,...", help="Repeat every retr
 @app.command()
 @user_errors
 def retrain(ctx: typer.Context, arch: str = typer.Argument(..., help="arch.json, run dir, checkpoint, `latest`, or a preset like "
-                                                "darts:DARTS_V2"),
+                                                "darts:DARTS_V2; with --resume: the retrain run to continue"),
             overrides: list[str] | None = OVERRIDES, top: int | None = TOP, sample: int | None = SAMPLE_RETRAIN,
             seeds: str | None = SEEDS, print_config: bool = PRINT_CONFIG,
-            config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
+            config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT,
+            resume: bool = typer.Option(False, "--resume", help="Continue the interrupted retrain run ARCH (or "
+                                        "`latest`); with --top/--sample: skip the batch's finished retrains and "
+                                        "resume the interrupted one.")):
     """Train an architecture from scratch (or many from a run); write val/test accuracy, params, FLOPs."""
-    from nascli.commands.retrain import plan_retrain, run_plan
-    from nascli.tables import batch_table, key_values
+    from nascli.commands.retrain import plan_retrain, resume_retrain, run_plan
+    from nascli.rundir import RunDir
+    from nascli.tables import batch_table
 
+    if resume and top is None and sample is None:
+        _show_retrain(resume_retrain(RunDir.resumable(arch, run_root, "retrain"), list(overrides or []), _warn))
+        return
     plan = plan_retrain(arch, list(overrides or []), top=top, sample=sample, seeds=seeds, run_root=run_root,
                         config_dir=config_dir)
     if print_config:
@@ -127,19 +145,30 @@ def retrain(ctx: typer.Context, arch: str = typer.Argument(..., help="arch.json,
 
     def show(out) -> None:
         if plan.batch_run is None:  # a batch prints one table at the end instead
-            r = out.result
-            stdout.print(key_values(f"retrain {r['arch_id']} on {r['dataset']} (seed {r['seed']})", {
-                "val_acc": r["val_acc"], "test_acc": r["test_acc"], "best_epoch": r["best_epoch"],
-                "test_acc_at_best_val": r["test_acc_at_best_val"], "params": r["params"], "flops": r["flops"],
-                "wall_time_s": r["wall_time_s"],
-            }))
-            stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
+            _show_retrain(out)
 
-    outcomes = run_plan(plan, run_root=run_root, argv=_argv(ctx), overrides=list(overrides or []), on_done=show)
+    outcomes = run_plan(plan, run_root=run_root, argv=_argv(ctx), overrides=list(overrides or []), on_done=show,
+                        resume=resume, notify=_warn)
     if plan.batch_run is not None:
         run = plan.batch_run
         stdout.print(batch_table(outcomes, f"retrained {len(outcomes)} runs from {run.path.name}"))
         stdout.print(f"correlate with: nas correlate {run.path}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"nas: warning: {message}", err=True)
+
+
+def _show_retrain(out) -> None:
+    from nascli.tables import key_values
+
+    r = out.result
+    stdout.print(key_values(f"retrain {r['arch_id']} on {r['dataset']} (seed {r['seed']})", {
+        "val_acc": r["val_acc"], "test_acc": r["test_acc"], "best_epoch": r["best_epoch"],
+        "test_acc_at_best_val": r["test_acc_at_best_val"], "params": r["params"], "flops": r["flops"],
+        "wall_time_s": out.run.manifest.get("wall_time_s"),
+    }))
+    stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
 
 
 SAMPLE_RANK = typer.Option(None, "--sample", metavar="N", help="Add N architectures sampled from the space (seeded).")

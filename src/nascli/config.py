@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.errors import HydraException, MissingConfigException
@@ -16,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from nascli.errors import UserError
 from nascli.rundir import CHECKPOINT_SUFFIXES, RunDir
-from nascli.schema import SCHEMAS
+from nascli.schema import OPEN_UNIT, RANGES, SCHEMAS
 
 GROUPS = ("strategy", "space", "dataset", "device", "budget", "executor")
 
@@ -66,6 +67,11 @@ def compose(command: str, overrides: list[str] | tuple[str, ...] = (), config_di
         raise UserError(_hydra_message(text)) from None
     except OmegaConfBaseException as e:
         raise UserError(f"bad config: {_first_line(str(e))}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{mark.name}, line {mark.line + 1}" if mark is not None else "a config file"
+        problem = getattr(e, "problem", None) or _first_line(str(e))
+        raise UserError(f"YAML syntax error in {where}: {problem}; fix that file") from None
     return validate(command, cfg)
 
 
@@ -96,7 +102,52 @@ def validate(command: str, cfg: DictConfig) -> DictConfig:
     for key, node in plugin_nodes.items():
         OmegaConf.update(merged, key, node, force_add=True)
     OmegaConf.set_struct(merged, True)
+    _check_ranges(merged)
     return merged
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    """Numbers out of their range fail here, with the key named, not as a crash deep in a run."""
+    for key, (low, high) in RANGES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None or isinstance(value, bool):
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            want = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise UserError(f"{key}={value} is out of range: it must be {want}; e.g. {key}={low if low else high}")
+    for key in OPEN_UNIT:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not 0 < value < 1:
+            raise UserError(f"{key}={value} is out of range: it must be a fraction in (0, 1), e.g. {key}=0.2")
+
+
+# What `--resume` may change: budgets that make the run longer. Anything else would make the resumed run
+# a different experiment from the one its first half ran.
+RESUME_EXTENDABLE = ("budget.epochs", "strategy.epochs", "strategy.num_archs")
+
+
+def resume_config(run: RunDir, overrides: list[str]) -> tuple[DictConfig, dict]:
+    """The run's own config.yaml, with budget extensions applied (returned separately, to record)."""
+    cfg = run.config
+    changed = {}
+    for o in overrides:
+        _check_override_key(o)
+        key, _, value = o.partition("=")
+        key = key.lstrip("+~")
+        old = OmegaConf.select(cfg, key, default=None)
+        if key not in RESUME_EXTENDABLE or old is None:
+            allowed = [k for k in RESUME_EXTENDABLE if OmegaConf.select(cfg, k, default=None) is not None]
+            raise UserError(f"'{key}' cannot change on resume (the run's config.yaml is its config); only "
+                            f"{', '.join(allowed)} may be extended")
+        try:
+            new = int(value)
+        except ValueError:
+            raise UserError(f"{key}={value} is not an integer; write e.g. {key}={old + 1}") from None
+        if new < int(old):
+            raise UserError(f"{key}={new} would shorten the run ({key} is {old}); resume only extends budgets")
+        OmegaConf.update(cfg, key, new)
+        changed[key] = {"from": int(old), "to": new}
+    return validate(str(run.manifest.get("kind")), cfg), changed
 
 
 def _merge(schema: type, node: dict, prefix: str) -> DictConfig:

@@ -27,9 +27,12 @@ def _enabled() -> bool:
 
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[..., None]]:
-    """Yield `advance(n=1, **fields)`; nested bars share one live display."""
+    """Yield `advance(n=1, **fields)`; nested bars share one live display. `advance` raises Interrupted
+    when SIGINT / SIGTERM asked a resumable run to stop."""
+    from nascli.resume import check_stop
+
     if not _enabled():
-        yield lambda n=1, **fields: None
+        yield lambda n=1, **fields: check_stop() if n else None
         return
     owner = not _active
     progress = _active[0] if _active else Progress(
@@ -49,6 +52,10 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[..., 
     task = progress.add_task(description, total=total, status="")
 
     def advance(n: int = 1, **fields) -> None:
+        # Every long loop advances a bar: the one place a stop signal is noticed where no checkpoint is due.
+        # (Not on n=0: a loop that resumes or closes an epoch reports first and reaches its checkpoint next.)
+        if n:
+            check_stop()
         if fields:
             progress.update(task, advance=n, status=" ".join(f"{k}={_fmt(v)}" for k, v in fields.items()))
         else:

@@ -6,19 +6,24 @@ knows their layout (the file names below) and the checkpoint format.
 
     search:    archs.csv ranked.csv arch.json archs/<arch_id>.json checkpoints/strategy.pt
     retrain:   arch.json result.json checkpoints/best.pt checkpoints/last.pt
+    search and retrain, while running: checkpoints/resume.pt (+ .prev), the state `--resume` continues from
     rank:      archs.csv ranked.csv archs/<arch_id>.json proxies.json (archs.partial.csv while running)
     correlate: correlation.json table.csv report.md
 
 manifest.json carries argv, overrides, versions, seed, device, status
-(running | done | failed | interrupted) and wall time.
+(running | done | failed | interrupted), wall time, and while running the pid, host and a heartbeat, so a
+run killed with SIGKILL (status still `running`, its process gone) reads as interrupted. A run directory
+being written is locked (`.lock`, flock): a second writer is refused.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -88,18 +93,28 @@ class RunDir:
     ARCHS, RANKED, PARTIAL, ARCH, ARCH_DIR = "archs.csv", "ranked.csv", "archs.partial.csv", "arch.json", "archs"
     PROXIES, RESULT, CORRELATION = "proxies.json", "result.json", "correlation.json"
     STRATEGY_CKPT, BEST_CKPT, LAST_CKPT, CKPT_DIR = "strategy.pt", "best.pt", "last.pt", "checkpoints"
+    RESUME_CKPT, LOCK = "resume.pt", ".lock"
+    # A run on another host whose heartbeat is older than this is taken as dead.
+    STALE_HEARTBEAT_S = 900
 
     def __init__(self, path: Path, manifest: dict | None = None):
         self.path = Path(path)
         self.manifest = manifest if manifest is not None else {}
         self._started = time.perf_counter()
+        self._lock_fh = None
 
     # -- creation and lookup ------------------------------------------------------------
     @classmethod
     def create(cls, root: Path, kind: str, label: str, cfg: DictConfig, *, argv: list[str],
                overrides: list[str], device: str, extra: dict | None = None) -> RunDir:
         base = Path(root) / kind
-        base.mkdir(parents=True, exist_ok=True)
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            if not os.access(base, os.W_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as e:
+            raise UserError(f"cannot create run directories under {root} ({e.strerror or e}); pass a writable "
+                            "folder with --run-root DIR") from None
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         label = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in label)
         for _ in range(100):
@@ -115,9 +130,10 @@ class RunDir:
             "format": RUN_FORMAT, "kind": kind, "name": path.name, "status": "running",
             "argv": list(argv), "overrides": list(overrides), "seed": int(cfg.seed) if "seed" in cfg else None,
             "device": device, "versions": versions(), "started_at": _now(), "ended_at": None,
-            "wall_time_s": None, **(extra or {}),
+            "wall_time_s": None, **_process(), **(extra or {}),
         }
         run = cls(path, manifest)
+        run.lock()
         write_text(path / "config.yaml", OmegaConf.to_yaml(cfg))
         run._write_manifest()
         return run
@@ -152,7 +168,9 @@ class RunDir:
                 continue  # a damaged run directory is never "the latest"
         runs.sort(key=lambda r: (str(r.manifest.get("started_at") or ""), r.path.name))
         for run in reversed(runs):
-            if status is None or run.manifest.get("status") == status:
+            if status == "done" and run.status == "interrupted":
+                run.require_finished()  # the newest run was killed: say so rather than skip to an older one
+            if status is None or run.status == status:
                 return run
         raise UserError(f"no finished {kind} run under {base}; run `nas {kind}` first or pass a run directory")
 
@@ -166,6 +184,89 @@ class RunDir:
         if not path.exists() and kind and (Path(run_root) / kind / str(ref)).is_dir():
             path = Path(run_root) / kind / str(ref)
         return cls.open(path, kind)
+
+    @classmethod
+    def resumable(cls, ref: str, run_root: Path, kind: str) -> RunDir:
+        """The run `--resume` names (`latest`: the newest run of `kind`, finished or not)."""
+        if ref == "latest" and not Path(ref).exists():
+            run = cls.latest(run_root, kind, status=None)
+        else:
+            run = cls.resolve(ref, run_root, kind)
+        status = run.status
+        if status == "done":
+            raise UserError(f"run {run.path} already finished; nothing to resume (its results are in place)")
+        if status == "running":
+            raise UserError(f"run {run.path} is in use by pid {run.manifest.get('pid')} on "
+                            f"{run.manifest.get('host')}; wait for it to finish or stop it")
+        return run
+
+    # -- liveness ---------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """The manifest's status, except that a `running` run whose process is gone is `interrupted`."""
+        status = self.manifest.get("status")
+        if status != "running":
+            return str(status)
+        pid, host = self.manifest.get("pid"), self.manifest.get("host")
+        if host == socket.gethostname() and isinstance(pid, int):
+            return "running" if _alive(pid) else "interrupted"
+        beat = self.manifest.get("heartbeat") or self.manifest.get("started_at")
+        try:
+            age = (datetime.now(timezone.utc) - datetime.fromisoformat(beat)).total_seconds()
+        except (TypeError, ValueError):
+            return "running"
+        return "interrupted" if age > self.STALE_HEARTBEAT_S else "running"
+
+    def resume_command(self) -> str:
+        return f"nas {self.manifest.get('kind')} --resume {self.path}"
+
+    def require_finished(self) -> None:
+        """Readers (rank, correlate, retrain of a run's archs) use finished runs only."""
+        status = self.status
+        if status == "interrupted":
+            raise UserError(f"run {self.path} was interrupted (resumable: {self.resume_command()}); resume it "
+                            "or pass another run")
+        if status == "running":
+            raise UserError(f"run {self.path} is still running (pid {self.manifest.get('pid')} on "
+                            f"{self.manifest.get('host')}); wait for it or pass a finished run")
+
+    def lock(self) -> None:
+        """Hold .lock for as long as this process writes the run (released when it exits, even by SIGKILL)."""
+        fh = open(self.path / self.LOCK, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            owner = fh.read().strip() or "another process"
+            fh.close()
+            raise UserError(f"run {self.path} is in use by {owner}; wait for it to finish or stop it") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        fh.flush()
+        self._lock_fh = fh
+
+    def heartbeat(self) -> None:
+        self.update_manifest(heartbeat=_now())
+
+    def reopen_for_resume(self) -> None:
+        """Take the run over in this process: lock it and mark it running again."""
+        self.lock()
+        self._started = time.perf_counter()
+        resumes = [*self.manifest.get("resumed_at", []), _now()]
+        self.update_manifest(status="running", ended_at=None, error=None, resume=None, resumed_at=resumes,
+                             **_process())
+
+    def metrics_size(self) -> int:
+        path = self.path / self.METRICS
+        return path.stat().st_size if path.exists() else 0
+
+    def truncate_metrics(self, size: int) -> None:
+        """Drop the records logged after a checkpoint: the resumed run logs them again."""
+        path = self.path / self.METRICS
+        if path.exists():
+            with open(path, "r+b") as fh:
+                fh.truncate(size)
 
     @staticmethod
     def kind_of(path: str | Path) -> str:
@@ -227,11 +328,9 @@ class RunDir:
     def write_arch(self, arch_id: str, doc: dict) -> Path:
         return self.write_json(f"{self.ARCH_DIR}/{arch_id}.json", doc)
 
-    def read_frame(self, name: str):
+    def read_frame(self, name: str, required: tuple[str, ...] = ("arch_id",)):
         """archs.csv / ranked.csv as a DataFrame (arch_id kept as text)."""
-        import pandas as pd
-
-        return pd.read_csv(self.path / name, dtype={"arch_id": str})
+        return read_results_csv(self.path / name, required)
 
     def write_results(self, frame, ranked) -> None:
         self.write_csv(self.ARCHS, frame)
@@ -255,14 +354,50 @@ class RunDir:
         """Mark the run done, failed or interrupted depending on how the block ends."""
         try:
             yield self
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             self.finish("interrupted")
+            self.update_manifest(resume=self.resume_command())
+            e.resume_command = self.resume_command()
             raise
         except BaseException as e:
             self.finish("failed", error=f"{type(e).__name__}: {e}")
             raise
         else:
             self.finish("done")
+
+
+def read_results_csv(path: Path, required: tuple[str, ...] = ("arch_id",)):
+    """A results CSV of a run (archs.csv, ranked.csv); UserError when it is unreadable or lacks a column."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype={"arch_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path} as CSV ({_first(e)}); the run directory is damaged: re-run the "
+                        "command that wrote it") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} has no {', '.join(missing)} column; it was edited or is not a nascli results "
+                        "file: restore it or re-run the command that wrote it")
+    return frame
+
+
+def _first(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _process() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": _now()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def _plain(obj: Any):

@@ -33,6 +33,11 @@ class BudgetConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    every_s: float = 60.0  # seconds between resume checkpoints (also one per epoch / evaluated candidate)
+
+
+@dataclass
 class BenchmarkConfig:
     table: str | None = None  # CSV with an arch_str column and accuracy columns (NB201)
     metric: str = "cifar10_test_200ep"  # the column reported as the found cell's true accuracy
@@ -49,6 +54,7 @@ class SearchConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)  # how strategies train candidates
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     top: int = 10  # rows in the final table
 
 
@@ -62,6 +68,7 @@ class RetrainConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint_every: int = 1  # epochs between last.pt saves
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
 @dataclass
@@ -95,6 +102,27 @@ class CorrelateConfig:
     collapse: bool = True  # average architectures that compute the same function
     bootstrap: int = 2000  # resamples for the confidence intervals
     confidence: float = 0.95
+
+
+# Numeric keys with a valid range: (low, high, what the key is). Bounds are inclusive except where the
+# description says "in (0, 1)". A null value (where the schema allows one) means "not set" and passes.
+POSITIVE = (1, None)
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    **{f"budget.{k}": POSITIVE for k in ("epochs", "search_epochs", "candidates", "candidate_epochs", "batch_size",
+                                         "max_batches", "search_batch_size", "hypernet_epochs", "scored_candidates",
+                                         "levels", "beam", "max_evaluations")},
+    "budget.warmup_epochs": (0, None),
+    "dataset.subset": POSITIVE, "dataset.test_subset": POSITIVE, "dataset.resize": POSITIVE,
+    "dataset.crop_padding": (0, None),
+    "device.threads": POSITIVE,
+    "train.lr": (0, None), "train.weight_decay": (0, None), "train.grad_clip": (0, None), "train.cutout": (0, None),
+    "train.momentum": (0, 1), "train.label_smoothing": (0, 1), "train.drop_path": (0, 1),
+    "checkpoint.every_s": (0, None), "checkpoint_every": POSITIVE,
+    "top": POSITIVE, "chunk": POSITIVE, "batches": POSITIVE, "batch_size": POSITIVE, "top_k": POSITIVE,
+    "bootstrap": (0, None),  # 0: no confidence intervals
+}
+# Fractions that must lie strictly between 0 and 1.
+OPEN_UNIT = ("dataset.val_fraction", "dataset.test_fraction", "confidence")
 
 
 SCHEMAS: dict[str, type] = {"search": SearchConfig, "retrain": RetrainConfig, "rank": RankConfig,

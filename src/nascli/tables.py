@@ -79,5 +79,5 @@ def batch_table(outcomes, title: str) -> Table:
     for out in outcomes:
         r = out.result
         table.add_row(r["arch_id"], str(r["seed"]), f"{r['val_acc']:.2f}", f"{r['test_acc']:.2f}", human(r["params"]),
-                      f"{r['wall_time_s']:.0f}", out.run.path.name)
+                      f"{out.run.manifest.get('wall_time_s') or 0:.0f}", out.run.path.name)
     return table

@@ -69,10 +69,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, epochs: int):
     return opt, sched
 
 
-def train_epoch(model, loader, opt, cfg: TrainConfig, runtime: Runtime, advance=None) -> dict[str, float]:
+def train_epoch(model, loader, opt, cfg: TrainConfig, runtime: Runtime, advance=None, sums: dict | None = None,
+                after_step: Callable[[dict], None] | None = None) -> dict[str, float]:
+    """One pass over `loader` (or the rest of a resumed pass, whose running sums are `sums`); `after_step`
+    sees the running sums after every optimiser step (a resume checkpoint point)."""
     model.train()
     criterion = nn.CrossEntropyLoss(label_smoothing=float(cfg.label_smoothing))
-    loss_sum, correct, seen = 0.0, 0, 0
+    sums = dict(sums) if sums else {"loss_sum": 0.0, "correct": 0, "seen": 0}
     for x, y in loader:
         with runtime.autocast():
             out = model(x)
@@ -87,22 +90,31 @@ def train_epoch(model, loader, opt, cfg: TrainConfig, runtime: Runtime, advance=
         if cfg.grad_clip and cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        loss_sum += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
+        sums["loss_sum"] += loss.item() * len(y)
+        sums["correct"] += (logits.argmax(1) == y).sum().item()
+        sums["seen"] += len(y)
+        if after_step:
+            after_step(sums)
         if advance:
             advance(1)
-    return {"loss": loss_sum / max(seen, 1), "acc": 100.0 * correct / max(seen, 1)}
+    seen = max(sums["seen"], 1)
+    return {"loss": sums["loss_sum"] / seen, "acc": 100.0 * sums["correct"] / seen}
 
 
 EpochHook = Callable[[dict, nn.Module, torch.optim.Optimizer, object], None]
+# checkpoint(build_state, boundary): resume.Checkpointer.step, or anything with its signature.
+CheckpointHook = Callable[[Callable[[], dict], bool], None]
 
 
 def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, *, epochs: int, batch_size: int, runtime: Runtime,
         generator: torch.Generator, max_batches: int | None = None, dataset_cfg=None,
-        on_epoch: EpochHook | None = None, description: str | None = None, start_epoch: int = 0,
-        optimizer_state: dict | None = None, scheduler_state: dict | None = None) -> list[dict]:
-    """Train `model` for `epochs` on the train split, evaluating on val after each epoch."""
+        on_epoch: EpochHook | None = None, description: str | None = None,
+        checkpoint: CheckpointHook | None = None, resume: dict | None = None) -> list[dict]:
+    """Train `model` for `epochs` on the train split, evaluating on val after each epoch.
+
+    With `checkpoint`, the full training state (model, optimiser, schedule, data order and position, the
+    generator, the epoch's running sums, the history) is offered after every step and saved at least once
+    per epoch; `resume` is such a state, and training continues from it as if it had never stopped."""
     train_split = splits.train
     if cfg.include_val:
         train_split = Split(torch.cat([splits.train.x, splits.val.x]), torch.cat([splits.train.y, splits.val.y]))
@@ -110,19 +122,36 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, *, epochs: int, batc
                          cutout=cfg.cutout, max_batches=max_batches, dataset_cfg=dataset_cfg)
     val_loader = make_loader(splits.val, splits, max(batch_size, 256), runtime, train=False)
     opt, sched = make_optimizer(model, cfg, epochs)
-    if optimizer_state:
-        opt.load_state_dict(optimizer_state)
-    if scheduler_state:
-        sched.load_state_dict(scheduler_state)
-    history = []
-    steps = (epochs - start_epoch) * len(loader)
+    history, start_epoch, sums = [], 0, None
+    if resume:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        sched.T_max = max(int(epochs), 1)  # a resume may extend the budget: the schedule follows it
+        loader.load_state_dict(resume["loader"])
+        generator.set_state(resume["generator"])
+        history, start_epoch, sums = list(resume["history"]), int(resume["epoch"]), resume["sums"]
+
+    def state(epoch: int, running: dict | None) -> dict:
+        return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "loader": loader.state_dict(), "generator": generator.get_state(), "epoch": epoch,
+                "sums": dict(running) if running else None, "history": list(history)}
+
+    steps = epochs * len(loader)
     with progress_bar(description or "training", steps if description else None) as advance:
+        if description:
+            advance(start_epoch * len(loader) + (int(resume["loader"]["next"]) if sums else 0))
         for epoch in range(start_epoch, epochs):
             if hasattr(model, "set_drop_path"):
                 model.set_drop_path(cfg.drop_path * epoch / max(epochs, 1))
             started = time.perf_counter()
             lr = opt.param_groups[0]["lr"]
-            train = train_epoch(model, loader, opt, cfg, runtime, advance if description else None)
+            after_step = None
+            if checkpoint is not None:
+                def after_step(running, epoch=epoch):
+                    checkpoint(lambda: state(epoch, running), False)
+            train = train_epoch(model, loader, opt, cfg, runtime, advance if description else None, sums, after_step)
+            sums = None
             sched.step()
             val = evaluate(model, val_loader, runtime)
             record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_acc": train["acc"],
@@ -132,4 +161,6 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, *, epochs: int, batc
                 advance(0, epoch=f"{epoch + 1}/{epochs}", val_acc=round(val["acc"], 2))
             if on_epoch:
                 on_epoch(record, model, opt, sched)
+            if checkpoint is not None:
+                checkpoint(lambda epoch=epoch: state(epoch + 1, None), True)
     return history

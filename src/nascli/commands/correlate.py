@@ -20,7 +20,7 @@ from nascli.errors import UserError
 from nascli.figures import correlation_figure, correlation_markdown
 from nascli.proxies import load_proxies
 from nascli.results import BENCH_PREFIX
-from nascli.rundir import RunDir
+from nascli.rundir import RunDir, read_results_csv
 from nascli.spaces.base import get_space
 
 BASELINES = ("params", "flops")
@@ -81,6 +81,7 @@ def join_inputs(cfg: DictConfig, source: str | None, run_root: Path) -> Joined:
         return join_csv(cfg, path)
     if path.is_dir():
         run = RunDir.open(path)
+        run.require_finished()
         if run.manifest.get("kind") not in ("search", "rank"):
             raise UserError(f"{path} is a {run.manifest.get('kind')} run; pass a search or rank run, or a CSV")
         return join_run(cfg, run, run_root, f"{run.manifest.get('kind')} run {run.path}")
@@ -137,7 +138,7 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
     archs_csv = run.path / RunDir.ARCHS
     if not archs_csv.is_file():
         raise UserError(f"{run.path} has no archs.csv; it did not finish (status {run.manifest.get('status')})")
-    frame = pd.read_csv(archs_csv, dtype={"arch_id": str}).drop_duplicates("arch_id")
+    frame = read_results_csv(archs_csv, ("arch_id", "status")).drop_duplicates("arch_id")
     # Architectures whose scoring failed are left out of the correlation, and counted: a sample with
     # rows missing is no longer uniform, so the count is reported with every result.
     failed = frame[frame["status"] != "ok"]

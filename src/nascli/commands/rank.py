@@ -69,6 +69,11 @@ def resolve_sources(refs: list[str], overrides: list[str], sample: int | None, r
     if not refs and sample is None and not every:
         refs, defaulted = [str(RunDir.latest(run_root, "search").path)], True
     run_dirs = [RunDir.open(r) for r in refs if Path(r).is_dir()]
+    for run_dir in run_dirs:
+        run_dir.require_finished()
+        table = next((n for n in (RunDir.RANKED, RunDir.ARCHS) if (run_dir.path / n).is_file()), None)
+        if table is not None:
+            run_dir.read_frame(table)  # a damaged results file is named before any work or notice
     search_run = next((r for r in run_dirs if r.manifest.get("kind") == "search"), None)
     inherited = inherited_overrides(str(run_dirs[0].path), overrides, ("space", "dataset"))[0] if run_dirs else []
     return RankSources(refs, search_run, inherited, defaulted)

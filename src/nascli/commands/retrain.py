@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +14,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nascli.arch import Arch
-from nascli.config import compose, inherited_groups, inherited_overrides
+from nascli.atomic import write_text
+from nascli.config import compose, inherited_groups, inherited_overrides, resume_config
 from nascli.data import load_splits
 from nascli.device import resolve, seed_everything
 from nascli.errors import UserError
 from nascli.figures import curves_figure
 from nascli.measure import cost
+from nascli.resume import Checkpointer, discard_resume, graceful_signals, read_resume, restore_rng
 from nascli.rundir import RunDir
 from nascli.spaces.base import get_space
 from nascli.train import evaluate, fit, make_loader
@@ -28,6 +32,7 @@ def batch_source(ref: str, run_root: Path) -> RunDir:
     run = RunDir.latest(run_root, "search") if ref == "latest" and not Path(ref).exists() else RunDir.open(ref)
     if run.manifest.get("kind") not in ("search", "rank"):
         raise UserError(f"{run.path} is a {run.manifest.get('kind')} run; --top/--sample take a search or rank run")
+    run.require_finished()
     return run
 
 
@@ -43,23 +48,72 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
     if cfg.space.name != arch.space:
         raise UserError(f"the architecture is from space '{arch.space}' but space={cfg.space.name} was given; "
                         f"drop the space override or use space={arch.space}")
+    setup = _setup(arch, cfg)
+    run = RunDir.create(run_root, "retrain", arch.arch_id, cfg, argv=argv, overrides=overrides,
+                        device=setup.runtime.describe(),
+                        extra={"arch_id": arch.arch_id, "space": arch.space, "dataset": cfg.dataset.name,
+                               "data": setup.splits.sizes(), "source_run": (source or {}).get("run"), **setup.costs})
+    run.write_json(RunDir.ARCH, arch.to_json(source=source, description=setup.space.describe(arch)))
+    return _train(run, arch, cfg, setup, saved=None)
+
+
+def resume_retrain(run: RunDir, overrides: list[str],
+                   notify: Callable[[str], None] = lambda message: None) -> RetrainOutcome:
+    """Continue an interrupted retrain run from its last checkpoint (its own config; epochs may grow)."""
+    from nascli.arch_io import read_arch_file
+
+    cfg, extended = resume_config(run, overrides)
+    arch = read_arch_file(run.path / RunDir.ARCH)
+    setup = _setup(arch, cfg)
+    saved, warning = read_resume(run.checkpoint(RunDir.RESUME_CKPT))
+    run.reopen_for_resume()
+    if warning:
+        notify(warning)
+        run.update_manifest(resume_warnings=[*run.manifest.get("resume_warnings", []), warning])
+    if extended:
+        write_text(run.path / RunDir.CONFIG, OmegaConf.to_yaml(cfg))
+        run.update_manifest(resume_extended=[*run.manifest.get("resume_extended", []), extended])
+    return _train(run, arch, cfg, setup, saved=saved or {})
+
+
+@dataclass
+class _Setup:
+    space: object
+    runtime: object
+    generator: torch.Generator
+    splits: object
+    model: torch.nn.Module
+    costs: dict
+
+
+def _setup(arch: Arch, cfg: DictConfig) -> _Setup:
+    """Everything before training, in the same order for a new and a resumed run (same RNG draws)."""
     space = get_space(arch.space, cfg.space)
     runtime = resolve(cfg.device)
     generator = seed_everything(int(cfg.seed))
     splits = load_splits(cfg.dataset).to(runtime.device)
-    train_cfg = cfg.train
-    model = space.build(arch, splits.shape, cfg.space.retrain, auxiliary=train_cfg.auxiliary_weight > 0)
+    model = space.build(arch, splits.shape, cfg.space.retrain, auxiliary=cfg.train.auxiliary_weight > 0)
     costs = cost(model, splits.shape)
-    model = runtime.prepare(model)
-    run = RunDir.create(run_root, "retrain", arch.arch_id, cfg, argv=argv, overrides=overrides,
-                        device=runtime.describe(),
-                        extra={"arch_id": arch.arch_id, "space": arch.space, "dataset": cfg.dataset.name,
-                               "data": splits.sizes(), "source_run": (source or {}).get("run"), **costs})
+    return _Setup(space, runtime, generator, splits, runtime.prepare(model), costs)
+
+
+def _train(run: RunDir, arch: Arch, cfg: DictConfig, setup: _Setup, saved: dict | None) -> RetrainOutcome:
+    """Train, test and write result.json; `saved` is a resume checkpoint's payload ({}: none was written)."""
+    model, runtime, splits = setup.model, setup.runtime, setup.splits
     epochs = int(cfg.budget.epochs)
-    with run.running():
-        run.write_json(RunDir.ARCH, arch.to_json(source=source, description=space.describe(arch)))
+    train_cfg = cfg.train
+    with run.running(), graceful_signals():
         best = {"val_acc": float("-inf"), "epoch": 0}
         config = OmegaConf.to_container(cfg)
+        checkpointer = Checkpointer(run, float(cfg.checkpoint.every_s), (saved or {}).get("saves", 0))
+        resume_state = None
+        if saved is not None:
+            run.truncate_metrics(int(saved.get("metrics_bytes", 0)))
+            run.log(event="resumed", checkpoint=saved.get("saves", 0))
+            if saved:
+                resume_state = saved["state"]
+                best.update(resume_state["best"])
+                restore_rng(saved["rng"])
 
         def checkpoint(record, model, opt, sched) -> dict:
             return {"kind": "retrain", "epoch": record["epoch"],
@@ -75,10 +129,14 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
             if is_last or record["epoch"] % max(int(cfg.checkpoint_every), 1) == 0:
                 run.save_checkpoint(RunDir.LAST_CKPT, checkpoint(record, model, opt, sched))
 
+        def resume_point(build, boundary):
+            checkpointer.step(lambda: {**build(), "best": dict(best)}, boundary)
+
         started = time.perf_counter()
         history = fit(model, splits, train_cfg, epochs=epochs, batch_size=int(cfg.budget.batch_size),
-                      runtime=runtime, generator=generator, max_batches=cfg.budget.max_batches,
-                      dataset_cfg=cfg.dataset, on_epoch=on_epoch, description=f"retrain {arch.arch_id}")
+                      runtime=runtime, generator=setup.generator, max_batches=cfg.budget.max_batches,
+                      dataset_cfg=cfg.dataset, on_epoch=on_epoch, description=f"retrain {arch.arch_id}",
+                      checkpoint=resume_point, resume=resume_state)
         train_seconds = time.perf_counter() - started
         test_loader = make_loader(splits.test, splits, 256, runtime, train=False)
         final_test = evaluate(model, test_loader, runtime)
@@ -86,18 +144,21 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
         model.load_state_dict(best_state["model"])
         best_test = evaluate(model, test_loader, runtime)
         last = history[-1]
+        # No timings here: result.json is the same bytes for the same seed and config, resumed or not
+        # (train and wall time are in the manifest and metrics.jsonl).
         result = {
             "arch_id": arch.arch_id, "space": arch.space, "dataset": cfg.dataset.name, "seed": int(cfg.seed),
             "epochs": epochs, "val_acc": last["val_acc"], "test_acc": final_test["acc"],
             "test_loss": final_test["loss"], "val_held_out": not bool(train_cfg.include_val),
             "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "test_acc_at_best_val": best_test["acc"],
-            **costs, "train_seconds": round(train_seconds, 2), "wall_time_s": None,
-            "network": OmegaConf.to_container(cfg.space.retrain), "data": splits.sizes(),
+            **setup.costs, "network": OmegaConf.to_container(cfg.space.retrain), "data": splits.sizes(),
         }
         run.save_plot("curves.png", curves_figure(history, f"retrain {arch.arch_id} on {cfg.dataset.name}"))
-        result["wall_time_s"] = round(run.elapsed(), 2)
         run.write_json(RunDir.RESULT, result)
-        run.update_manifest(summary={k: result[k] for k in ("val_acc", "test_acc", "params", "flops")})
+        run.log(event="timing", train_seconds=round(train_seconds, 2), **checkpointer.summary())
+        run.update_manifest(summary={**{k: result[k] for k in ("val_acc", "test_acc", "params", "flops")},
+                                     "train_seconds": round(train_seconds, 2), **checkpointer.summary()})
+        discard_resume(run)
     return RetrainOutcome(run, result, history)
 
 
@@ -176,19 +237,54 @@ def plan_retrain(ref: str, overrides: list[str], *, top: int | None, sample: int
 
 
 def run_plan(plan: RetrainPlan, *, run_root: Path, argv: list[str], overrides: list[str],
-             on_done=lambda outcome: None) -> list[RetrainOutcome]:
-    """Run every job of the plan, one retrain run each (joinable by arch_id); `on_done` sees each outcome."""
+             on_done=lambda outcome: None, resume: bool = False,
+             notify: Callable[[str], None] = lambda message: None) -> list[RetrainOutcome]:
+    """Run every job of the plan, one retrain run each (joinable by arch_id); `on_done` sees each outcome.
+    With `resume`, a job whose run already finished is taken as is and an interrupted one is resumed."""
     from nascli.progress import progress_bar
 
     outcomes = []
     total = len(plan.jobs) if plan.batch_run is not None else None
+    earlier = _earlier_runs(plan, run_root) if resume else {}
     with progress_bar(f"retraining {len(plan.jobs)} run(s)", total) if total else _no_bar() as advance:
         for arch, cfg in plan.jobs:
-            outcomes.append(run_retrain(arch, cfg, run_root=run_root, argv=argv, overrides=overrides,
-                                        source=plan.source))
+            run = earlier.get((arch.arch_id, int(cfg.seed), OmegaConf.to_yaml(cfg)))
+            if run is not None and run.status == "done":
+                outcomes.append(RetrainOutcome(run, json.loads((run.path / RunDir.RESULT).read_text()), []))
+            elif run is not None:
+                outcomes.append(resume_retrain(RunDir.resumable(str(run.path), run_root, "retrain"), [], notify))
+            else:
+                outcomes.append(run_retrain(arch, cfg, run_root=run_root, argv=argv, overrides=overrides,
+                                            source=plan.source))
             on_done(outcomes[-1])
             advance(1)
     return outcomes
+
+
+def _earlier_runs(plan: RetrainPlan, run_root: Path) -> dict[tuple[str, int, str], RunDir]:
+    """The newest retrain run of each (arch_id, seed, config) made from the plan's source run."""
+    base = Path(run_root) / "retrain"
+    found: dict[tuple[str, int, str], RunDir] = {}
+    runs = []
+    for path in sorted(base.glob("*/manifest.json")) if base.is_dir() else []:
+        try:
+            runs.append(RunDir.open(path.parent, "retrain"))
+        except UserError:
+            continue
+    runs.sort(key=lambda r: str(r.manifest.get("started_at") or ""))
+    for run in runs:
+        if not _same_path(run.manifest.get("source_run"), plan.source.get("run")) or run.status == "failed":
+            continue
+        try:
+            key = (str(run.manifest.get("arch_id")), int(run.manifest.get("seed")), OmegaConf.to_yaml(run.config))
+        except (OSError, ValueError, TypeError):
+            continue
+        found[key] = run
+    return found
+
+
+def _same_path(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,15 +11,18 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from nascli.arch import Arch
+from nascli.atomic import write_text
+from nascli.config import resume_config
 from nascli.data import load_splits
 from nascli.device import resolve, seed_everything
 from nascli.errors import UserError
 from nascli.figures import scores_figure
 from nascli.groundtruth import open_table
 from nascli.results import BENCH_PREFIX, candidates_frame, rank_frame
+from nascli.resume import Checkpointer, discard_resume, graceful_signals, read_resume, restore_rng
 from nascli.rundir import RunDir
 from nascli.spaces.base import SearchSpace, get_space
-from nascli.strategies.base import Candidate, SearchContext, strategy_class
+from nascli.strategies.base import Candidate, SearchContext, Strategy, strategy_class
 
 
 @dataclass
@@ -29,13 +33,11 @@ class SearchOutcome:
     truth_column: str | None
     seconds: float
     warnings: list[str]
+    cfg: DictConfig
 
 
 def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: list[str]) -> SearchOutcome:
-    strategy_cls = strategy_class(cfg.strategy.name)
-    if strategy_cls.spaces is not None and cfg.space.name not in strategy_cls.spaces:
-        raise UserError(f"strategy '{cfg.strategy.name}' searches {', '.join(strategy_cls.spaces)}, "
-                        f"not '{cfg.space.name}'; pick space={strategy_cls.spaces[0]}")
+    strategy_cls = _strategy_for(cfg)
     space = get_space(cfg.space.name, cfg.space)
     table = open_table(cfg.benchmark, space)
     runtime = resolve(cfg.device)
@@ -45,10 +47,51 @@ def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: l
                         overrides=overrides, device=runtime.describe(),
                         extra={"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name,
                                "data": splits.sizes()})
-    with run.running():
-        ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table)
+    ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table)
+    return _search(ctx, strategy_cls, saved=None)
+
+
+def resume_search(ref: str, overrides: list[str], *, run_root: Path,
+                  notify: Callable[[str], None] = lambda message: None) -> SearchOutcome:
+    """`nas search --resume RUN`: continue RUN from its last checkpoint, with the run's own config.
+    `notify` hears at once what the user should know (a damaged checkpoint that was skipped)."""
+    run = RunDir.resumable(ref, run_root, "search")
+    cfg, extended = resume_config(run, overrides)
+    strategy_cls = _strategy_for(cfg)
+    space = get_space(cfg.space.name, cfg.space)
+    table = open_table(cfg.benchmark, space)
+    runtime = resolve(cfg.device)
+    generator = seed_everything(int(cfg.seed))
+    splits = load_splits(cfg.dataset).to(runtime.device)
+    saved, warning = read_resume(run.checkpoint(RunDir.RESUME_CKPT))
+    run.reopen_for_resume()
+    if warning:
+        notify(warning)
+        run.update_manifest(resume_warnings=[*run.manifest.get("resume_warnings", []), warning])
+    if extended:
+        write_text(run.path / RunDir.CONFIG, OmegaConf.to_yaml(cfg))
+        run.update_manifest(resume_extended=[*run.manifest.get("resume_extended", []), extended])
+    ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table)
+    return _search(ctx, strategy_cls, saved=saved or {})
+
+
+def _strategy_for(cfg: DictConfig) -> type[Strategy]:
+    strategy_cls = strategy_class(cfg.strategy.name)
+    if strategy_cls.spaces is not None and cfg.space.name not in strategy_cls.spaces:
+        raise UserError(f"strategy '{cfg.strategy.name}' searches {', '.join(strategy_cls.spaces)}, "
+                        f"not '{cfg.space.name}'; pick space={strategy_cls.spaces[0]}")
+    return strategy_cls
+
+
+def _search(ctx: SearchContext, strategy_cls: type[Strategy], saved: dict | None) -> SearchOutcome:
+    """The search proper; `saved` is a resume checkpoint's payload ({} when the run died before its first)."""
+    cfg, run, space, table, splits = ctx.cfg, ctx.run, ctx.space, ctx.benchmark, ctx.splits
+    with run.running(), graceful_signals():
+        ctx.checkpointer = Checkpointer(run, float(cfg.checkpoint.every_s), (saved or {}).get("saves", 0))
         strategy = strategy_cls(cfg.strategy)
         strategy.setup(ctx)
+        if saved is not None:
+            _continue_from(ctx, strategy, saved)
         started = time.perf_counter()
         candidates = strategy.search(ctx)
         seconds = time.perf_counter() - started
@@ -66,14 +109,30 @@ def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: l
         summary = {"search_seconds": round(seconds, 2), "candidates": len(frame),
                    "failed": int((frame["status"] != "ok").sum()), "best_arch_id": best.arch_id,
                    "best_score": _float(ranked.set_index("arch_id").loc[best.arch_id, "score"]),
-                   "selected_by": "strategy" if _selected(candidates) else "score"}
+                   "selected_by": "strategy" if _selected(candidates) else "score",
+                   **ctx.checkpointer.summary()}
         if truth_column and truth_column in ranked.columns:
             summary["best_truth"] = {cfg.benchmark.metric: _float(ranked.set_index("arch_id").loc[best.arch_id,
                                                                                               truth_column])}
         if ctx.warnings:
             summary["warnings"] = list(ctx.warnings)
         run.update_manifest(summary=summary)
-    return SearchOutcome(run, ranked, best, truth_column, seconds, list(ctx.warnings))
+        discard_resume(run)
+    return SearchOutcome(run, ranked, best, truth_column, seconds, list(ctx.warnings), cfg)
+
+
+def _continue_from(ctx: SearchContext, strategy: Strategy, saved: dict) -> None:
+    """Put a resumed search where its checkpoint left it: strategy state, warnings, every RNG, and
+    metrics.jsonl cut back to what had been logged then."""
+    ctx.run.truncate_metrics(int(saved.get("metrics_bytes", 0)))
+    ctx.run.log(event="resumed", checkpoint=saved.get("saves", 0))
+    if not saved:
+        return  # killed before its first checkpoint: the search starts over, with the same seed
+    state = saved["state"]
+    ctx.warnings[:] = state["warnings"]
+    ctx.generator.set_state(state["generator"])
+    strategy.resume(state["strategy"])
+    restore_rng(saved["rng"])
 
 
 def write_results(run: RunDir, cfg: DictConfig, space: SearchSpace, candidates: list[Candidate],

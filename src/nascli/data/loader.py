@@ -67,6 +67,9 @@ class TensorLoader:
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.max_batches = max_batches
         self.channels_last = channels_last
+        self._order: torch.Tensor | None = None  # the current pass's order (None between passes)
+        self._next = 0
+        self._resume: tuple[torch.Tensor, int] | None = None
         device = self.x.device
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
@@ -76,12 +79,29 @@ class TensorLoader:
         return min(n, self.max_batches) if self.max_batches else n
 
     def __iter__(self):
-        n = len(self.y)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self._resume is not None:
+            order, start = self._resume
+            self._resume = None
+        else:
+            n = len(self.y)
+            order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+            start = 0
+        self._order = order
         order = order.to(self.x.device)
-        for b in range(len(self)):
+        for b in range(start, len(self)):
+            self._next = b + 1
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             yield self.transform(self.x[idx]), self.y[idx]
+        self._order, self._next = None, 0
+
+    def state_dict(self) -> dict:
+        """Where the current pass is (its order and the next batch), for a mid-epoch resume. The generator's
+        state is saved by whoever owns it (loaders may share one)."""
+        return {"order": self._order, "next": self._next}
+
+    def load_state_dict(self, state: dict) -> None:
+        """The next iteration continues the saved pass instead of starting a new one."""
+        self._resume = (state["order"], int(state["next"])) if state.get("order") is not None else None
 
     def transform(self, x_uint8: torch.Tensor) -> torch.Tensor:
         x = x_uint8.float().div_(255.0)

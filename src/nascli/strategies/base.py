@@ -3,8 +3,11 @@
     strategy = cls(cfg.strategy)      # config only: cheap, no data, no model
     strategy.setup(ctx)               # check the config against the space/data, build what search needs
     candidates = strategy.search(ctx) # the inner loop; every evaluated architecture, higher score = better
-    state = strategy.state_dict()     # saved to checkpoints/strategy.pt (resume and scoring hook in here)
+                                      # it calls ctx.checkpoint(build_state) at each consistent point
+    state = strategy.state_dict()     # saved to checkpoints/strategy.pt (what scoring needs)
     later: fresh.load_state_dict(state); fresh.score(archs, ctx)   # `nas rank RUN`
+    resume: fresh.setup(ctx); fresh.resume(saved); fresh.search(ctx)   # `nas search --resume RUN`:
+                                      # continues from the last build_state() to the same result bytes
 
 A strategy owns its inner loop (`search`) and its proxy (`score`); the runner in
 `nascli.commands.search`, not the strategy, writes archs.csv, ranked.csv and arch.json.
@@ -58,14 +61,27 @@ class SearchContext:
     run: Any = None  # RunDir, or None when scoring outside a search run
     benchmark: Any = None  # BenchmarkTable when benchmark.table is set
     warnings: list[str] = field(default_factory=list)
+    checkpointer: Any = None  # resume.Checkpointer during `nas search`, None when scoring
+    muted: bool = False  # a resumed strategy replaying work whose records metrics.jsonl already holds
 
     @property
     def seed(self) -> int:
         return int(self.cfg.seed)
 
     def log(self, **record: Any) -> None:
-        if self.run is not None:
+        if self.run is not None and not self.muted:
             self.run.log(**record)
+
+    def checkpoint(self, build_state, boundary: bool = False) -> None:
+        """A consistent point of the search: `build_state()` is what resume() needs to continue from here.
+        Saved when due (period, boundary, stop signal); a stop signal then raises Interrupted."""
+        if self.checkpointer is not None:
+            self.checkpointer.step(lambda: {"strategy": build_state(), "warnings": list(self.warnings),
+                                            "generator": self.generator.get_state()}, boundary)
+        else:
+            from nascli.resume import check_stop
+
+            check_stop()
 
     def warn(self, message: str) -> None:
         """Something the user should know about the result (printed at the end, kept in the manifest)."""
@@ -103,11 +119,16 @@ class Strategy(ABC):
         return list(self.score(archs, ctx)), [{} for _ in archs]
 
     def state_dict(self) -> dict:
-        """Everything needed to score later or resume (saved to checkpoints/strategy.pt)."""
+        """Everything needed to score later (saved to checkpoints/strategy.pt)."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
         del state
+
+    def resume(self, state: dict) -> None:
+        """Make the next search() continue from a state this strategy gave ctx.checkpoint()."""
+        del state
+        raise UserError(f"the {self.name} strategy cannot resume a run; start it again")
 
 
 class TrainedStrategy(Strategy):

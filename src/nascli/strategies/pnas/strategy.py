@@ -49,6 +49,15 @@ def correlations(pred: np.ndarray, truth: np.ndarray) -> dict[str, float | None]
             "kendall": float(stats.kendalltau(pred[ok], truth[ok]).statistic), "n": int(ok.sum())}
 
 
+def _plain(cand: Candidate) -> dict:
+    """A candidate as plain Python values (what a weights-only checkpoint load accepts)."""
+    def value(v):
+        return v.item() if hasattr(v, "item") else v
+
+    return {"arch": cand.arch.to_json(), "score": float(cand.score), "status": cand.status,
+            "extra": {k: value(v) for k, v in cand.extra.items()}}
+
+
 @register_strategy("pnas")
 class Pnas(TrainedStrategy):
     name = "pnas"
@@ -59,6 +68,14 @@ class Pnas(TrainedStrategy):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.predictor: Ensemble | None = None
+        self._replay: dict[str, Candidate] = {}
+
+    def resume(self, state: dict) -> None:
+        # Evaluations are the expensive, deterministic part (each candidate trains from its own seed):
+        # a resumed search replays the growth and predictor fits and takes these evaluations from the
+        # checkpoint instead of training them again, muted until it passes the checkpoint.
+        self._replay = {d["arch"]["arch_id"]: Candidate(Arch(d["arch"]["space"], d["arch"]["genotype"]), d["score"],
+                                                        d["status"], d["extra"]) for d in state["evaluated"]}
 
     def setup(self, ctx: SearchContext) -> None:
         self._check(ctx)
@@ -85,6 +102,9 @@ class Pnas(TrainedStrategy):
         order: list[Candidate] = []  # evaluation order
         levels_out = []
 
+        replay = self._replay
+        ctx.muted = bool(replay)
+
         def evaluate(cells: list[Arch], level: int, predicted: dict[str, float]) -> list[Candidate]:
             out = []
             with progress_bar(f"level {level}: evaluating", len(cells)) as advance:
@@ -92,7 +112,8 @@ class Pnas(TrainedStrategy):
                     if limit is not None and budget["evaluations"] >= limit:
                         break
                     started = time.perf_counter()
-                    cand = evaluator(arch, ctx)
+                    from_checkpoint = arch.arch_id in replay
+                    cand = replay.pop(arch.arch_id) if from_checkpoint else evaluator(arch, ctx)
                     budget["seconds"] += time.perf_counter() - started
                     budget["evaluations"] += 1
                     cand.extra.update(level=level, evaluation=budget["evaluations"],
@@ -100,6 +121,11 @@ class Pnas(TrainedStrategy):
                     seen[arch.arch_id] = cand
                     order.append(cand)
                     out.append(cand)
+                    if from_checkpoint:
+                        ctx.muted = bool(replay)  # past the checkpoint, records are new again
+                    else:
+                        ctx.checkpoint(lambda: {"evaluated": [_plain(c) for c in order], "level": level},
+                                       boundary=True)
                     advance(1)
             return out
 
@@ -135,6 +161,7 @@ class Pnas(TrainedStrategy):
             loss = fit()
             self._log_level(ctx, growth, level, beam, order, extrapolation, loss, budget, len(cells))
             levels_out.append(beam)
+        ctx.muted = False
         ctx.log(event="budget", **budget)
         self._plot(ctx, levels_out)
         return order

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from nascli.arch import Arch
 from nascli.errors import UserError
 from nascli.progress import progress_bar
+from nascli.resume import as_tuples
 from nascli.strategies.base import Candidate, SearchContext, Strategy, register_strategy
 from nascli.strategies.short_training import train_candidate
 
@@ -41,7 +42,7 @@ class RandomSearch(Strategy):
             raise UserError("strategy.num_archs and strategy.epochs must be at least 1")
         rng = random.Random(ctx.seed)
         if self.rng_state is not None:
-            rng.setstate(self.rng_state)
+            rng.setstate(as_tuples(self.rng_state))
         seen = {c.arch.arch_id for c in self.done}
         with progress_bar("random search", n) as advance:
             advance(len(self.done))
@@ -56,6 +57,7 @@ class RandomSearch(Strategy):
                 best = max((c.score for c in self.done if c.status == "ok"), default=float("nan"))
                 ctx.log(event="candidate", index=len(self.done), arch_id=arch.arch_id, score=cand.score,
                         status=cand.status, best=best)
+                ctx.checkpoint(self.state_dict, boundary=True)
                 advance(1, score=round(cand.score, 2), best=round(best, 2))
         return list(self.done)
 
@@ -87,3 +89,7 @@ class RandomSearch(Strategy):
         self.done = [Candidate(Arch(d["arch"]["space"], d["arch"]["genotype"]), d["score"], d["status"], d["extra"])
                      for d in state.get("done", [])]
         self.rng_state = state.get("rng_state")
+
+    def resume(self, state: dict) -> None:
+        # Each candidate trains from its own seed: the finished ones plus the sampler's state are the search.
+        self.load_state_dict(state)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from nascli.arch import Arch
 from nascli.errors import UserError
 from nascli.progress import progress_bar
+from nascli.resume import as_tuples
 from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
 from nascli.strategies.smash.encoding import Encoder
 from nascli.strategies.smash.hypernet import HyperNet
@@ -95,6 +96,7 @@ class Smash(TrainedStrategy):
         super().__init__(cfg)
         self.hypernet: HyperNet | None = None
         self.mainnet: SmashMainNet | None = None
+        self._resume: dict | None = None
 
     def _build(self, ctx: SearchContext) -> Encoder:
         encoder = Encoder(ctx.space.cfg)
@@ -114,10 +116,12 @@ class Smash(TrainedStrategy):
         if int(cfg.epochs) < 1 or int(cfg.candidates) < 1 or int(cfg.noise_samples) < 1:
             raise UserError("strategy.epochs, strategy.candidates and strategy.noise_samples must be at least 1")
         encoder = self._build(ctx)
-        hyper_params = sum(p.numel() for p in self.hypernet.parameters())
-        main_params = sum(p.numel() for p in self.mainnet.parameters())
-        ctx.log(event="capacity", hypernet_params=hyper_params, mainnet_params=main_params,
-                hypernet_width=int(cfg.hypernet.width), hypernet_depth=int(cfg.hypernet.depth))
+        saved, self._resume = self._resume, None
+        if saved is None:
+            hyper_params = sum(p.numel() for p in self.hypernet.parameters())
+            main_params = sum(p.numel() for p in self.mainnet.parameters())
+            ctx.log(event="capacity", hypernet_params=hyper_params, mainnet_params=main_params,
+                    hypernet_width=int(cfg.hypernet.width), hypernet_depth=int(cfg.hypernet.depth))
         g = torch.Generator().manual_seed(ctx.seed)
         loader = make_loader(ctx.splits.train, ctx.splits, int(cfg.batch_size), rt, train=True, generator=g,
                              max_batches=ctx.cfg.budget.max_batches, dataset_cfg=ctx.cfg.dataset)
@@ -128,14 +132,34 @@ class Smash(TrainedStrategy):
         total = int(cfg.epochs) * len(loader)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
         rng = random.Random(ctx.seed)
-        history = []
-        step = 0
+        # Where the search is (a resumed run starts from here): training position, then scoring position.
+        at = {"epoch": 0, "step": 0, "sums": None, "history": [], "trained": False, "scores": [], "scrambled": []}
+        if saved is not None:
+            self.hypernet.load_state_dict(saved["hypernet"])
+            self.mainnet.load_state_dict(saved["mainnet"])
+            opt.load_state_dict(saved["opt"])
+            sched.load_state_dict(saved["sched"])
+            g.set_state(saved["generator"])
+            loader.load_state_dict(saved["loader"])
+            rng.setstate(as_tuples(saved["rng"]))
+            at = saved["at"]
+
+        def snapshot() -> dict:
+            return {"hypernet": self.hypernet.state_dict(), "mainnet": self.mainnet.state_dict(),
+                    "opt": opt.state_dict(), "sched": sched.state_dict(), "generator": g.get_state(),
+                    "loader": loader.state_dict(), "rng": rng.getstate(), "at": dict(at)}
+
+        history = at["history"]
         with progress_bar("smash: training the HyperNet", total) as advance:
-            for epoch in range(int(cfg.epochs)):
-                started, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+            advance(at["step"])
+            for epoch in range(at["epoch"], int(cfg.epochs)):
+                started = time.perf_counter()
+                sums = at["sums"] or {"loss": 0.0, "correct": 0, "seen": 0}
+                at["sums"] = sums
                 self.hypernet.train()
                 self.mainnet.train()
                 for x, y in loader:
+                    step = at["step"]
                     ramp = min(1.0, step / max(1.0, float(cfg.anneal_fraction) * total))
                     arch = ctx.space.sample(rng, max_budget=0.5 + 0.5 * ramp, max_kernel=3 + round(4 * ramp))
                     z = self.hypernet.noise(g)
@@ -148,15 +172,19 @@ class Smash(TrainedStrategy):
                     loss.backward()
                     opt.step()
                     sched.step()
-                    step += 1
-                    loss_sum += loss.item() * len(y)
-                    correct += (logits.argmax(1) == y).sum().item()
-                    seen += len(y)
+                    at["step"] = step + 1
+                    sums["loss"] += loss.item() * len(y)
+                    sums["correct"] += (logits.argmax(1) == y).sum().item()
+                    sums["seen"] += len(y)
+                    ctx.checkpoint(snapshot)
                     advance(1)
-                record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
+                record = {"epoch": epoch + 1, "train_loss": sums["loss"] / sums["seen"],
+                          "train_acc": 100.0 * sums["correct"] / sums["seen"],
                           "lr": sched.get_last_lr()[0], "seconds": round(time.perf_counter() - started, 2)}
                 history.append(record)
                 ctx.log(event="epoch", **record)
+                at.update(epoch=epoch + 1, sums=None)
+                ctx.checkpoint(snapshot, boundary=True)
                 advance(0, epoch=f"{epoch + 1}/{cfg.epochs}", loss=round(record["train_loss"], 3))
         archs, seen_ids = [], set()
         sample_rng = random.Random(ctx.seed + 1)
@@ -166,24 +194,37 @@ class Smash(TrainedStrategy):
                 seen_ids.add(arch.arch_id)
                 archs.append(arch)
         self.hypernet.eval()
-        sensitivity = conditioning_sensitivity(self.hypernet, encoder, archs[:16], ctx.seed + 3)
-        ctx.log(event="hypernet_sensitivity", **sensitivity)
-        if sensitivity["cosine_scrambled"] > 0.99:
-            ctx.warn(f"the HyperNet generates nearly the same weights whatever the conditioning (cosine "
-                     f"{sensitivity['cosine_scrambled']:.3f} with scrambled conditioning): its scores rank "
-                     "architectures by the shared weights alone; train longer (strategy.epochs) or widen it")
-        scores = self._scores(archs, ctx, encoder, scrambled=False, label="scoring sampled architectures")
+        if not at["trained"]:
+            sensitivity = conditioning_sensitivity(self.hypernet, encoder, archs[:16], ctx.seed + 3)
+            ctx.log(event="hypernet_sensitivity", **sensitivity)
+            if sensitivity["cosine_scrambled"] > 0.99:
+                ctx.warn(f"the HyperNet generates nearly the same weights whatever the conditioning (cosine "
+                         f"{sensitivity['cosine_scrambled']:.3f} with scrambled conditioning): its scores rank "
+                         "architectures by the shared weights alone; train longer (strategy.epochs) or widen it")
+            at["trained"] = True
+
+        def resume_point() -> None:
+            ctx.checkpoint(snapshot)
+
+        scores = self._scores(archs, ctx, encoder, scrambled=False, label="scoring sampled architectures",
+                              done=at["scores"], after_each=resume_point)
         scrambled = (self._scores(archs, ctx, encoder, scrambled=True, label="scoring with scrambled conditioning",
-                                  noise_samples=int(cfg.scrambled_noise_samples))
+                                  noise_samples=int(cfg.scrambled_noise_samples), done=at["scrambled"],
+                                  after_each=resume_point)
                      if cfg.scrambled else [math.nan] * len(archs))
         self._plot(ctx, history, scores, scrambled)
         return [Candidate(a, s, "ok" if math.isfinite(s) else "failed", {"score_scrambled": sc})
                 for a, s, sc in zip(archs, scores, scrambled, strict=True)]
 
+    def resume(self, state: dict) -> None:
+        self._resume = state
+
     @torch.no_grad()
     def _scores(self, archs: Sequence[Arch], ctx: SearchContext, encoder: Encoder, *, scrambled: bool,
-                label: str, noise_samples: int | None = None) -> list[float]:
-        """Val accuracy with generated weights, mean over `noise_samples` fixed draws of z."""
+                label: str, noise_samples: int | None = None, done: list[float] | None = None,
+                after_each=None) -> list[float]:
+        """Val accuracy with generated weights, mean over `noise_samples` fixed draws of z. `done` holds the
+        scores of the first architectures already (a resumed run) and grows as scores come."""
         cfg = self.cfg
         self.hypernet.eval()
         self.mainnet.eval()
@@ -191,9 +232,10 @@ class Smash(TrainedStrategy):
         # The same z draws for every architecture, so scores differ by architecture only.
         zg = torch.Generator().manual_seed(ctx.seed + 2)
         noises = [self.hypernet.noise(zg) for _ in range(noise_samples or int(cfg.noise_samples))]
-        out = []
+        out = done if done is not None else []
         with progress_bar(label, len(archs)) as advance:
-            for arch in archs:
+            advance(len(out))
+            for arch in archs[len(out):]:
                 encoder.check(arch)
                 c = encoder.encode(arch)
                 if scrambled:
@@ -207,8 +249,10 @@ class Smash(TrainedStrategy):
                         seen += len(y)
                     accs.append(100.0 * correct / seen)
                 out.append(sum(accs) / len(accs))
+                if after_each is not None:
+                    after_each()
                 advance(1)
-        return out
+        return list(out)
 
     def _plot(self, ctx, history, scores, scrambled) -> None:
         if ctx.run is None:

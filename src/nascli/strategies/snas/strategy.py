@@ -90,6 +90,10 @@ class Snas(TrainedStrategy):
         super().__init__(cfg)
         self.net: Supernet | None = None
         self.alphas: dict[str, nn.Parameter] = {}
+        self._resume: dict | None = None
+
+    def resume(self, state: dict) -> None:
+        self._resume = state
 
     # -- set-up --------------------------------------------------------------------------
     def setup(self, ctx: SearchContext) -> None:
@@ -171,20 +175,57 @@ class Snas(TrainedStrategy):
         if warmup >= epochs:
             raise UserError(f"strategy.warmup_epochs={warmup} leaves no search epochs of strategy.epochs={epochs}")
         total = (epochs - warmup) * len(loader)  # the temperature anneals over the sampling steps only
-        step, history, children = 0, [], []
+        # Where the search is: everything a resumed run needs besides the models, optimisers and generators.
+        at = {"epoch": 0, "step": 0, "tau": cfg.tau_initial, "sums": None, "history": [], "children": []}
         alpha_iter = iter(())
+        if self._resume is not None:
+            saved, self._resume = self._resume, None
+            net.load_state_dict(saved["supernet"])
+            with torch.no_grad():
+                for t, a in alphas.items():
+                    a.copy_(saved["alphas"][t])
+            opt_w.load_state_dict(saved["opt_w"])
+            opt_a.load_state_dict(saved["opt_a"])
+            sched.load_state_dict(saved["sched"])
+            sched.T_max = epochs
+            gumbel.set_state(saved["gumbel"])
+            loader.generator.set_state(saved["data_generator"])  # shared by both loaders
+            loader.load_state_dict(saved["loader"])
+            if alpha_loader is not None and saved["alpha_loader"]["order"] is not None:
+                alpha_loader.load_state_dict(saved["alpha_loader"])
+                alpha_iter = iter(alpha_loader)
+            at = {**saved["at"], "history": [{**r, "child": Arch(r["child"]["space"], r["child"]["genotype"])}
+                                             for r in saved["at"]["history"]]}
+            at["children"] = [(r["epoch"], r["child"]) for r in at["history"]]
+
+        def snapshot() -> dict:
+            history = [{**r, "child": r["child"].to_json()} for r in at["history"]]
+            return {"supernet": net.state_dict(), "alphas": {t: a.detach() for t, a in alphas.items()},
+                    "opt_w": opt_w.state_dict(), "opt_a": opt_a.state_dict(), "sched": sched.state_dict(),
+                    "gumbel": gumbel.get_state(), "data_generator": loader.generator.get_state(),
+                    "loader": loader.state_dict(),
+                    "alpha_loader": alpha_loader.state_dict() if alpha_loader is not None else {"order": None},
+                    "at": {**{k: v for k, v in at.items() if k not in ("history", "children")},
+                           "history": history}}
+
+        history, children = at["history"], at["children"]
         with progress_bar(f"snas search ({'hard' if cfg.hard else 'soft'})", epochs * len(loader)) as advance:
-            for epoch in range(epochs):
+            advance(at["epoch"] * len(loader) + (int(loader.state_dict()["next"]) if at["sums"] else 0))
+            for epoch in range(at["epoch"], epochs):
                 net.train()
                 started = time.perf_counter()
                 warming = epoch < warmup
-                sums = {"loss": 0.0, "ce": 0.0, "penalty": 0.0, "correct": 0, "seen": 0}
+                sums = at["sums"] or {"loss": 0.0, "ce": 0.0, "penalty": 0.0, "correct": 0, "seen": 0}
+                at["sums"] = sums
                 for x, y in loader:
-                    tau = temperature(step / max(total - 1, 1), cfg.tau_initial, cfg.tau_final, cfg.tau_schedule)
+                    tau = temperature(at["step"] / max(total - 1, 1), cfg.tau_initial, cfg.tau_final,
+                                      cfg.tau_schedule)
+                    at["tau"] = tau
                     if warming:
                         # Warm-up: train the weights on the deterministic softmax(alpha) mixture.
                         loss, ce, pen, logits = self._warmup_step(net, x, y, opt_w, rt)
                         self._accumulate(sums, loss, ce, pen, logits, y)
+                        ctx.checkpoint(snapshot)
                         advance(1)
                         continue
                     if cfg.bilevel:
@@ -218,13 +259,16 @@ class Snas(TrainedStrategy):
                     if not torch.isfinite(loss):
                         raise RuntimeError(f"SNAS loss became {loss.item()} at epoch {epoch + 1}; lower strategy.lr")
                     self._accumulate(sums, loss, ce, pen, logits, y)
-                    step += 1
+                    at["step"] += 1
+                    ctx.checkpoint(snapshot)
                     advance(1)
                 sched.step()
-                record = self._epoch_record(ctx, epoch, tau, sums, started, penalty, calib, val, gumbel)
+                record = self._epoch_record(ctx, epoch, at["tau"], sums, started, penalty, calib, val, gumbel)
                 history.append(record)
                 children.append((epoch + 1, record["child"]))
                 ctx.log(event="epoch", **{k: v for k, v in record.items() if k != "child"})
+                at.update(epoch=epoch + 1, sums=None)
+                ctx.checkpoint(snapshot, boundary=True)
                 advance(0, epoch=f"{epoch + 1}/{epochs}", child=round(record["child_acc"], 1),
                         supernet=round(record["supernet_acc"], 1))
         self._plots(ctx, history)
