@@ -158,6 +158,24 @@ def discard_resume(run) -> None:
         p.unlink(missing_ok=True)
 
 
+def take_over(run, cfg, extended: dict, notify: Callable[[str], None]) -> dict:
+    """Make this process the writer of an interrupted run: its newest good checkpoint's payload ({} when it
+    died before the first), with a skipped damaged checkpoint and any budget extension recorded."""
+    from omegaconf import OmegaConf
+
+    from nascli.atomic import write_text
+
+    saved, warning = read_resume(run.checkpoint(run.RESUME_CKPT))
+    run.reopen_for_resume()
+    if warning:
+        notify(warning)
+        run.update_manifest(resume_warnings=[*run.manifest.get("resume_warnings", []), warning])
+    if extended:
+        write_text(run.path / run.CONFIG, OmegaConf.to_yaml(cfg))
+        run.update_manifest(resume_extended=[*run.manifest.get("resume_extended", []), extended])
+    return saved or {}
+
+
 # -- the saver --------------------------------------------------------------------------------------
 class Checkpointer:
     """Saves a loop's state into checkpoints/resume.pt: periodically, at boundaries, and on a stop signal."""

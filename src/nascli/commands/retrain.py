@@ -14,14 +14,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nascli.arch import Arch
-from nascli.atomic import write_text
 from nascli.config import compose, inherited_groups, inherited_overrides, resume_config
 from nascli.data import load_splits
 from nascli.device import resolve, seed_everything
 from nascli.errors import UserError
 from nascli.figures import curves_figure
 from nascli.measure import cost
-from nascli.resume import Checkpointer, discard_resume, graceful_signals, read_resume, restore_rng
+from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
 from nascli.rundir import RunDir
 from nascli.spaces.base import get_space
 from nascli.train import evaluate, fit, make_loader
@@ -65,15 +64,7 @@ def resume_retrain(run: RunDir, overrides: list[str],
     cfg, extended = resume_config(run, overrides)
     arch = read_arch_file(run.path / RunDir.ARCH)
     setup = _setup(arch, cfg)
-    saved, warning = read_resume(run.checkpoint(RunDir.RESUME_CKPT))
-    run.reopen_for_resume()
-    if warning:
-        notify(warning)
-        run.update_manifest(resume_warnings=[*run.manifest.get("resume_warnings", []), warning])
-    if extended:
-        write_text(run.path / RunDir.CONFIG, OmegaConf.to_yaml(cfg))
-        run.update_manifest(resume_extended=[*run.manifest.get("resume_extended", []), extended])
-    return _train(run, arch, cfg, setup, saved=saved or {})
+    return _train(run, arch, cfg, setup, saved=take_over(run, cfg, extended, notify))
 
 
 @dataclass

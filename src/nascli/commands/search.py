@@ -11,7 +11,6 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from nascli.arch import Arch
-from nascli.atomic import write_text
 from nascli.config import resume_config
 from nascli.data import load_splits
 from nascli.device import resolve, seed_everything
@@ -19,7 +18,7 @@ from nascli.errors import UserError
 from nascli.figures import scores_figure
 from nascli.groundtruth import open_table
 from nascli.results import BENCH_PREFIX, candidates_frame, rank_frame
-from nascli.resume import Checkpointer, discard_resume, graceful_signals, read_resume, restore_rng
+from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
 from nascli.rundir import RunDir
 from nascli.spaces.base import SearchSpace, get_space
 from nascli.strategies.base import Candidate, SearchContext, Strategy, strategy_class
@@ -37,12 +36,7 @@ class SearchOutcome:
 
 
 def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: list[str]) -> SearchOutcome:
-    strategy_cls = _strategy_for(cfg)
-    space = get_space(cfg.space.name, cfg.space)
-    table = open_table(cfg.benchmark, space)
-    runtime = resolve(cfg.device)
-    generator = seed_everything(int(cfg.seed))
-    splits = load_splits(cfg.dataset).to(runtime.device)
+    strategy_cls, space, table, runtime, generator, splits = _prepare(cfg)
     run = RunDir.create(run_root, "search", f"{cfg.strategy.name}_{cfg.dataset.name}", cfg, argv=argv,
                         overrides=overrides, device=runtime.describe(),
                         extra={"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name,
@@ -57,30 +51,24 @@ def resume_search(ref: str, overrides: list[str], *, run_root: Path,
     `notify` hears at once what the user should know (a damaged checkpoint that was skipped)."""
     run = RunDir.resumable(ref, run_root, "search")
     cfg, extended = resume_config(run, overrides)
-    strategy_cls = _strategy_for(cfg)
+    strategy_cls, space, table, runtime, generator, splits = _prepare(cfg)
+    saved = take_over(run, cfg, extended, notify)
+    ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table)
+    return _search(ctx, strategy_cls, saved=saved)
+
+
+def _prepare(cfg: DictConfig):
+    """Everything before the run directory, in the same order for a new and a resumed run (same RNG draws)."""
+    strategy_cls = strategy_class(cfg.strategy.name)
+    if strategy_cls.spaces is not None and cfg.space.name not in strategy_cls.spaces:
+        raise UserError(f"strategy '{cfg.strategy.name}' searches {', '.join(strategy_cls.spaces)}, "
+                        f"not '{cfg.space.name}'; pick space={strategy_cls.spaces[0]}")
     space = get_space(cfg.space.name, cfg.space)
     table = open_table(cfg.benchmark, space)
     runtime = resolve(cfg.device)
     generator = seed_everything(int(cfg.seed))
     splits = load_splits(cfg.dataset).to(runtime.device)
-    saved, warning = read_resume(run.checkpoint(RunDir.RESUME_CKPT))
-    run.reopen_for_resume()
-    if warning:
-        notify(warning)
-        run.update_manifest(resume_warnings=[*run.manifest.get("resume_warnings", []), warning])
-    if extended:
-        write_text(run.path / RunDir.CONFIG, OmegaConf.to_yaml(cfg))
-        run.update_manifest(resume_extended=[*run.manifest.get("resume_extended", []), extended])
-    ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table)
-    return _search(ctx, strategy_cls, saved=saved or {})
-
-
-def _strategy_for(cfg: DictConfig) -> type[Strategy]:
-    strategy_cls = strategy_class(cfg.strategy.name)
-    if strategy_cls.spaces is not None and cfg.space.name not in strategy_cls.spaces:
-        raise UserError(f"strategy '{cfg.strategy.name}' searches {', '.join(strategy_cls.spaces)}, "
-                        f"not '{cfg.space.name}'; pick space={strategy_cls.spaces[0]}")
-    return strategy_cls
+    return strategy_cls, space, table, runtime, generator, splits
 
 
 def _search(ctx: SearchContext, strategy_cls: type[Strategy], saved: dict | None) -> SearchOutcome:
