@@ -13,11 +13,10 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from nas_process import run_nas
 
 COMMANDS = {
     "random": ["search", "strategy=random", "dataset=digits"],
@@ -29,16 +28,9 @@ COMMANDS = {
 
 
 def measure(name: str, args: list[str], root: Path) -> dict:
-    env = {**os.environ, "NASCLI_PROGRESS": "0"}
-    started = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "nascli", *args, "--run-root", str(root)], capture_output=True,
-                         text=True, env=env)
-    wall = time.perf_counter() - started
-    if res.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{res.stderr}")
+    wall, _, manifest = run_nas(args, root)
     kind = args[0]
-    (run,) = list((root / kind).iterdir())
-    summary = json.loads((run / "manifest.json").read_text())["summary"]
+    summary = manifest["summary"]
     worked = summary["search_seconds"] if kind == "search" else summary["train_seconds"]
     return {"name": name, "command": "nas " + " ".join(args), "checkpoints": summary["checkpoints"],
             "checkpoint_seconds": summary["checkpoint_seconds"], "work_seconds": worked,

@@ -24,6 +24,7 @@ needs_shared = pytest.mark.skipif(SHARED is None, reason="../shared (datasets, b
 TINY = [
     "dataset=digits", "budget=smoke", "space.search.channels=4", "space.search.layers=3",
     "space.retrain.channels=4", "space.retrain.layers=3",
+    "executor.workers=1",  # a pool's start-up would dominate these seconds-long runs (pools: test_executors.py)
 ]
 
 

@@ -283,7 +283,7 @@ def test_a_killed_rank_run_keeps_every_finished_chunk(cli, run_root, monkeypatch
         return score_chunk(setup, genotypes)
 
     monkeypatch.setattr(rank_cmd, "score_chunk", dies_on_third_chunk)
-    res = cli("rank", "--sample", "7", "proxy=params", "chunk=2", *NB201_TINY, "--run-root", run_root)
+    res = cli("rank", "--sample", "7", "proxy=params", "chunk=2", "executor.workers=1", *NB201_TINY, "--run-root", run_root)
     assert res.exit_code == 130
     run = next((run_root / "rank").iterdir())
     partial = pd.read_csv(run / "archs.partial.csv")

@@ -25,7 +25,8 @@ from nascli.strategies.base import STRATEGIES, load_strategy_plugins
 
 load_strategy_plugins()
 
-COMMON = ["device.threads=1", "checkpoint.every_s=0"]
+# One process: the kill hook counts the checkpoints of the process that writes them (pools: see the README).
+COMMON = ["device.threads=1", "checkpoint.every_s=0", "executor.workers=1"]
 SEARCH = {
     "random": ["strategy=random", "dataset=digits", "budget=smoke"],
     "snas": ["strategy=snas", "dataset=digits", "budget=smoke"],

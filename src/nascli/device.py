@@ -67,6 +67,19 @@ def resolve(cfg) -> Runtime:
     return Runtime(device, bool(cfg.amp) and on_cuda, bool(cfg.channels_last))
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run a block with n intra-op threads (None: leave as is), then restore: a task's result must not
+    depend on the process it ran in, and CPU kernels round differently with another thread count."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed every global RNG and return a CPU generator for data order and augmentation."""
     random.seed(seed)

@@ -62,6 +62,11 @@ def check_stop() -> None:
 def graceful_signals() -> Iterator[None]:
     """SIGINT / SIGTERM set a flag that the next checkpoint point honours (save, then stop); a second
     signal stops at once."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # a worker thread (e.g. a Ray task) cannot own signals; its driver decides how the run stops
+        return
     previous = {}
 
     def handler(signum, frame):

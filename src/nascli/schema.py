@@ -55,6 +55,7 @@ class SearchConfig:
     train: TrainConfig = field(default_factory=TrainConfig)  # how strategies train candidates
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    executor: Any = None  # where independent candidates train (random search, pnas children)
     top: int = 10  # rows in the final table
 
 
@@ -69,6 +70,7 @@ class RetrainConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint_every: int = 1  # epochs between last.pt saves
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    executor: Any = None  # where the retrains of a batch (--top / --sample) run
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -16,8 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from nascli.arch import Arch
 from nascli.config import compose, inherited_groups, inherited_overrides, resume_config
 from nascli.data import load_splits
-from nascli.device import resolve, seed_everything
+from nascli.device import resolve, seed_everything, torch_threads
 from nascli.errors import UserError
+from nascli.executors import make_executor
+from nascli.executors.base import TaskFailure
 from nascli.figures import curves_figure
 from nascli.measure import cost
 from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
@@ -234,22 +237,59 @@ def run_plan(plan: RetrainPlan, *, run_root: Path, argv: list[str], overrides: l
     With `resume`, a job whose run already finished is taken as is and an interrupted one is resumed."""
     from nascli.progress import progress_bar
 
-    outcomes = []
     total = len(plan.jobs) if plan.batch_run is not None else None
     earlier = _earlier_runs(plan, run_root) if resume else {}
+    executor = None
+    if plan.batch_run is not None:
+        executor = make_executor(plan.jobs[0][1].executor, plan.jobs[0][1].device)
+    outcomes: dict[int, RetrainOutcome] = {}
+    todo = []  # (job index, task) for the retrains still to run
+    for index, (arch, cfg) in enumerate(plan.jobs):
+        run = earlier.get((arch.arch_id, int(cfg.seed), OmegaConf.to_yaml(cfg)))
+        if run is not None and run.status == "done":
+            outcomes[index] = RetrainOutcome(run, json.loads((run.path / RunDir.RESULT).read_text()), [])
+        else:
+            resumable = str(RunDir.resumable(str(run.path), run_root, "retrain").path) if run is not None else None
+            todo.append((index, {"arch": arch.to_json(), "cfg": OmegaConf.to_container(cfg), "resume": resumable}))
+    shared = {"run_root": str(run_root), "argv": argv, "overrides": overrides, "source": plan.source,
+              "batch": plan.batch_run is not None, "parent_pid": os.getpid()}
     with progress_bar(f"retraining {len(plan.jobs)} run(s)", total) if total else _no_bar() as advance:
-        for arch, cfg in plan.jobs:
-            run = earlier.get((arch.arch_id, int(cfg.seed), OmegaConf.to_yaml(cfg)))
-            if run is not None and run.status == "done":
-                outcomes.append(RetrainOutcome(run, json.loads((run.path / RunDir.RESULT).read_text()), []))
-            elif run is not None:
-                outcomes.append(resume_retrain(RunDir.resumable(str(run.path), run_root, "retrain"), [], notify))
-            else:
-                outcomes.append(run_retrain(arch, cfg, run_root=run_root, argv=argv, overrides=overrides,
-                                            source=plan.source))
-            on_done(outcomes[-1])
+        for index in sorted(outcomes):
+            on_done(outcomes[index])
             advance(1)
-    return outcomes
+        if executor is None:
+            results = ((i, retrain_task(shared, task)) for i, (_, task) in enumerate(todo))
+        else:
+            results = executor.run(retrain_task, shared, [task for _, task in todo])
+        for i, result in results:
+            index = todo[i][0]
+            if isinstance(result, TaskFailure):
+                raise RuntimeError(f"retrain of {plan.jobs[index][0].arch_id} failed after {result.attempts} "
+                                   f"attempt(s): {result.error}")
+            outcomes[index] = RetrainOutcome(RunDir.open(result["run"]), result["result"], result["history"])
+            on_done(outcomes[index])
+            advance(1)
+    return [outcomes[i] for i in sorted(outcomes)]
+
+
+def retrain_task(shared: dict, task: dict) -> dict:
+    """One retrain of a plan, in this process or on an executor's worker (module-level: it is pickled).
+    A batch's retrains each train with device.threads or one thread, wherever they run, so their results
+    do not depend on the worker count or engine."""
+    import os
+
+    cfg = OmegaConf.create(task["cfg"])
+    arch = Arch(task["arch"]["space"], task["arch"]["genotype"])
+    threads = int(cfg.device.threads or 1) if shared["batch"] else None
+    if os.getpid() != shared["parent_pid"]:
+        os.environ["NASCLI_PROGRESS"] = "0"  # one bar (the parent's), not one per worker
+    with torch_threads(threads):
+        if task["resume"] is not None:
+            out = resume_retrain(RunDir.open(task["resume"], "retrain"), [])
+        else:
+            out = run_retrain(arch, cfg, run_root=Path(shared["run_root"]), argv=shared["argv"],
+                              overrides=shared["overrides"], source=shared["source"])
+    return {"run": str(out.run.path), "result": out.result, "history": out.history}
 
 
 def _earlier_runs(plan: RetrainPlan, run_root: Path) -> dict[tuple[str, int, str], RunDir]:

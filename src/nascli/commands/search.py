@@ -15,6 +15,7 @@ from nascli.config import resume_config
 from nascli.data import load_splits
 from nascli.device import resolve, seed_everything
 from nascli.errors import UserError
+from nascli.executors import make_executor
 from nascli.figures import scores_figure
 from nascli.groundtruth import open_table
 from nascli.results import BENCH_PREFIX, candidates_frame, rank_frame
@@ -36,12 +37,12 @@ class SearchOutcome:
 
 
 def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: list[str]) -> SearchOutcome:
-    strategy_cls, space, table, runtime, generator, splits = _prepare(cfg)
+    strategy_cls, space, table, runtime, generator, splits, executor = _prepare(cfg)
     run = RunDir.create(run_root, "search", f"{cfg.strategy.name}_{cfg.dataset.name}", cfg, argv=argv,
                         overrides=overrides, device=runtime.describe(),
                         extra={"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name,
                                "data": splits.sizes()})
-    ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table)
+    ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table, executor=executor)
     return _search(ctx, strategy_cls, saved=None)
 
 
@@ -51,15 +52,16 @@ def resume_search(ref: str, overrides: list[str], *, run_root: Path,
     `notify` hears at once what the user should know (a damaged checkpoint that was skipped)."""
     run = RunDir.resumable(ref, run_root, "search")
     cfg, extended = resume_config(run, overrides)
-    strategy_cls, space, table, runtime, generator, splits = _prepare(cfg)
+    strategy_cls, space, table, runtime, generator, splits, executor = _prepare(cfg)
     saved = take_over(run, cfg, extended, notify)
-    ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table)
+    ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table, executor=executor)
     return _search(ctx, strategy_cls, saved=saved)
 
 
 def _prepare(cfg: DictConfig):
     """Everything before the run directory, in the same order for a new and a resumed run (same RNG draws)."""
     strategy_cls = strategy_class(cfg.strategy.name)
+    executor = make_executor(cfg.executor, cfg.device)  # a missing engine is named before any work
     if strategy_cls.spaces is not None and cfg.space.name not in strategy_cls.spaces:
         raise UserError(f"strategy '{cfg.strategy.name}' searches {', '.join(strategy_cls.spaces)}, "
                         f"not '{cfg.space.name}'; pick space={strategy_cls.spaces[0]}")
@@ -68,7 +70,7 @@ def _prepare(cfg: DictConfig):
     runtime = resolve(cfg.device)
     generator = seed_everything(int(cfg.seed))
     splits = load_splits(cfg.dataset).to(runtime.device)
-    return strategy_cls, space, table, runtime, generator, splits
+    return strategy_cls, space, table, runtime, generator, splits, executor
 
 
 def _search(ctx: SearchContext, strategy_cls: type[Strategy], saved: dict | None) -> SearchOutcome:
@@ -76,6 +78,8 @@ def _search(ctx: SearchContext, strategy_cls: type[Strategy], saved: dict | None
     cfg, run, space, table, splits = ctx.cfg, ctx.run, ctx.space, ctx.benchmark, ctx.splits
     with run.running(), graceful_signals():
         ctx.checkpointer = Checkpointer(run, float(cfg.checkpoint.every_s), (saved or {}).get("saves", 0))
+        # Candidates train with device.threads (one when unset) wherever they run: record what they used.
+        run.update_manifest(executor={**ctx.executor.describe(), "threads_per_task": int(cfg.device.threads or 1)})
         strategy = strategy_cls(cfg.strategy)
         strategy.setup(ctx)
         if saved is not None:

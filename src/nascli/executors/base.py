@@ -7,17 +7,51 @@ depend on where or in which order tasks ran: a task carries everything it needs 
 
 from __future__ import annotations
 
+import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from nascli.errors import UserError
 from nascli.registry import load_plugins, lookup, registrar
 
 EXECUTORS: dict[str, type[Executor]] = {}
 register_executor = registrar(EXECUTORS)
 
-BUILTIN_EXECUTOR_MODULES = ("nascli.executors.local",)
+BUILTIN_EXECUTOR_MODULES = ("nascli.executors.local", "nascli.executors.ray_cluster", "nascli.executors.slurm")
+
+
+@dataclass
+class TaskFailure:
+    """A task that raised on every attempt: the caller marks its candidate failed and the sweep goes on."""
+
+    error: str
+    attempts: int
+
+
+def attempt(fn: Callable[[Any, Any], Any], shared: Any, task: Any, retries: int) -> Any:
+    """fn(shared, task), tried 1 + `retries` times. Bad input (UserError) is not retried: it would fail
+    the same way every time, and the user must see it."""
+    error = ""
+    for _ in range(int(retries) + 1):
+        try:
+            return fn(shared, task)
+        except UserError:
+            raise
+        except Exception as e:  # a task's failure is a result of the sweep, not the end of it
+            error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return TaskFailure(error, int(retries) + 1)
+
+
+def require(module: str, extra: str, executor: str):
+    """Import an optional engine, or tell the user the one pip command that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"executor={executor} needs {module}, which is not installed; "
+                        f"pip install 'nascli[{extra}]'") from None
 
 
 def usable_cores() -> int:
@@ -46,8 +80,9 @@ class Executor(ABC):
 
     @abstractmethod
     def run(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: list[Any]) -> Iterator[tuple[int, Any]]:
-        """Yield (task index, fn(shared, task)) as tasks finish. `fn` must be a module-level function
-        and `shared` picklable: it is sent to each worker once."""
+        """Yield (task index, fn(shared, task)) as tasks finish, or a TaskFailure for a task that raised on
+        every attempt (`executor.retries`). `fn` must be a module-level function and `shared` picklable:
+        it is sent to each worker once."""
 
     def describe(self) -> dict:
         return {"name": self.cfg.name, "workers": self.workers, "threads_per_worker": self.threads_per_worker()}

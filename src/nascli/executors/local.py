@@ -9,6 +9,7 @@ per task than one thread each.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -17,13 +18,14 @@ from typing import Any
 import torch
 
 from nascli.errors import UserError
-from nascli.executors.base import Executor, register_executor, usable_cores
+from nascli.executors.base import Executor, attempt, register_executor, usable_cores
 
 
 @dataclass
 class LocalExecutorConfig:
     name: str = "local"
-    workers: str = "1"  # 1: in this process; N: a pool of N worker processes; auto: one per usable core
+    workers: str = "auto"  # 1: in this process; N: a pool of N worker processes; auto: usable cores / threads
+    retries: int = 1  # a task that raises is tried again this many times, then marked failed
 
 
 @register_executor("local")
@@ -34,7 +36,7 @@ class LocalExecutor(Executor):
         super().__init__(cfg, threads)
         raw = str(cfg.workers).strip().lower()
         if raw == "auto":
-            self._workers = usable_cores()
+            self._workers = max(1, usable_cores() // (threads or 1))
         elif raw.isdigit() and int(raw) >= 1:
             self._workers = int(raw)
         else:
@@ -50,13 +52,15 @@ class LocalExecutor(Executor):
         return self.requested_threads or max(1, usable_cores() // self._workers)
 
     def run(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: list[Any]) -> Iterator[tuple[int, Any]]:
+        retries = int(self.cfg.get("retries", 1))
         if self._workers == 1 or len(tasks) <= 1:
             for i, task in enumerate(tasks):
-                yield i, fn(shared, task)
+                yield i, attempt(fn, shared, task, retries)
             return
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self._workers, len(tasks)), mp_context=context,
-                                 initializer=_init_worker, initargs=(fn, shared, self.threads_per_worker())) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(self._workers, len(tasks)), mp_context=context,
+                                   initializer=_init_worker, initargs=(fn, shared, self.threads_per_worker(), retries))
+        try:
             # Keep a bounded number of tasks in flight so results stream back in roughly task order.
             pending, queue = {}, list(enumerate(tasks))[::-1]
             while queue or pending:
@@ -66,16 +70,33 @@ class LocalExecutor(Executor):
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield pending.pop(future), future.result()
+        finally:
+            # On an interrupt, don't wait for the queue: the run's checkpoint has what finished.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(fn, shared, threads: int | None) -> None:
+def _init_worker(fn, shared, threads: int | None, retries: int) -> None:
+    # Ctrl-C reaches the whole process group: only the parent decides how the run stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     if threads:
         torch.set_num_threads(threads)
-    _WORKER["fn"], _WORKER["shared"] = fn, shared
+    _WORKER.update(fn=fn, shared=shared, retries=retries)
+
+
+def _die_with_parent() -> None:
+    """A parent killed outright (SIGKILL, OOM) cannot shut its pool down: on Linux the kernel then kills the
+    workers (PR_SET_PDEATHSIG) instead of leaving them to finish tasks nobody will collect."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: orphaned workers finish their task and exit when the queue is gone
 
 
 def _run_task(task):
-    return _WORKER["fn"](_WORKER["shared"], task)
+    return attempt(_WORKER["fn"], _WORKER["shared"], task, _WORKER["retries"])

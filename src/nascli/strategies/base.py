@@ -62,6 +62,7 @@ class SearchContext:
     benchmark: Any = None  # BenchmarkTable when benchmark.table is set
     warnings: list[str] = field(default_factory=list)
     checkpointer: Any = None  # resume.Checkpointer during `nas search`, None when scoring
+    executor: Any = None  # executors.Executor for independent candidates; None: one after another here
     muted: bool = False  # a resumed strategy replaying work whose records metrics.jsonl already holds
 
     @property

@@ -6,6 +6,7 @@ accounting (evaluations, seconds) and the predictor see the same thing either wa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from omegaconf import OmegaConf
@@ -14,7 +15,7 @@ from nascli.arch import Arch
 from nascli.errors import UserError
 from nascli.registry import load_plugins, lookup, registrar
 from nascli.strategies.base import Candidate, SearchContext
-from nascli.strategies.short_training import train_candidate
+from nascli.strategies.short_training import train_candidate, train_on_executor
 
 # How PNAS scores a child; a third party adds one through the `nascli.pnas_evaluators` entry-point group.
 EVALUATORS: dict[str, type] = {}
@@ -36,6 +37,12 @@ class Evaluator:
     def __call__(self, arch: Arch, ctx: SearchContext) -> Candidate:
         raise NotImplementedError
 
+    def evaluate_many(self, archs: list[Arch], ctx: SearchContext) -> Iterator[tuple[int, Candidate]]:
+        """(index, candidate) in index order; an evaluator whose children are independent work may hand
+        them to ctx.executor."""
+        for i, arch in enumerate(archs):
+            yield i, self(arch, ctx)
+
 
 @register_evaluator("train")
 class TrainEvaluator(Evaluator):
@@ -43,6 +50,12 @@ class TrainEvaluator(Evaluator):
 
     def __call__(self, arch: Arch, ctx: SearchContext) -> Candidate:
         return train_candidate(arch, ctx, int(self.cfg.epochs), net=child_size(self.cfg, ctx.space))
+
+    def evaluate_many(self, archs: list[Arch], ctx: SearchContext) -> Iterator[tuple[int, Candidate]]:
+        if ctx.executor is None:
+            yield from super().evaluate_many(archs, ctx)
+        else:  # a level's children train in parallel, each from its own seed
+            yield from train_on_executor(archs, ctx, int(self.cfg.epochs), net=child_size(self.cfg, ctx.space))
 
     def check(self, ctx: SearchContext) -> None:
         child_size(self.cfg, ctx.space)

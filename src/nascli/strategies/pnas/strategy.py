@@ -11,6 +11,7 @@ paper. Scores are final-epoch val accuracies (or table lookups), never the best 
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -106,15 +107,21 @@ class Pnas(TrainedStrategy):
         ctx.muted = bool(replay)
 
         def evaluate(cells: list[Arch], level: int, predicted: dict[str, float]) -> list[Candidate]:
+            if limit is not None:
+                cells = cells[: max(limit - budget["evaluations"], 0)]
+            # A resumed search takes the first evaluations from its checkpoint; the rest are evaluated,
+            # in parallel where the evaluator allows it, and taken in order.
+            cached = [(i, replay.pop(a.arch_id)) for i, a in enumerate(cells) if a.arch_id in replay]
+            fresh = cells[len(cached):]
             out = []
             with progress_bar(f"level {level}: evaluating", len(cells)) as advance:
-                for arch in cells:
-                    if limit is not None and budget["evaluations"] >= limit:
-                        break
-                    started = time.perf_counter()
-                    from_checkpoint = arch.arch_id in replay
-                    cand = replay.pop(arch.arch_id) if from_checkpoint else evaluator(arch, ctx)
+                started = time.perf_counter()
+                evaluated = ((len(cached) + i, c) for i, c in evaluator.evaluate_many(fresh, ctx))
+                for i, cand in itertools.chain(cached, evaluated):
+                    from_checkpoint = i < len(cached)
+                    arch = cand.arch
                     budget["seconds"] += time.perf_counter() - started
+                    started = time.perf_counter()
                     budget["evaluations"] += 1
                     cand.extra.update(level=level, evaluation=budget["evaluations"],
                                       predicted=predicted.get(arch.arch_id))

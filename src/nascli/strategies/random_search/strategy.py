@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from nascli.arch import Arch
 from nascli.errors import UserError
 from nascli.progress import progress_bar
-from nascli.resume import as_tuples
 from nascli.strategies.base import Candidate, SearchContext, Strategy, register_strategy
-from nascli.strategies.short_training import train_candidate
+from nascli.strategies.short_training import train_candidate, train_on_executor
 
 
 @dataclass
@@ -34,32 +33,39 @@ class RandomSearch(Strategy):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.done: list[Candidate] = []
-        self.rng_state = None
 
     def search(self, ctx: SearchContext) -> list[Candidate]:
         n, epochs = int(self.cfg.num_archs), int(self.cfg.epochs)
         if n < 1 or epochs < 1:
             raise UserError("strategy.num_archs and strategy.epochs must be at least 1")
+        # The sample is drawn up front (training never touches this RNG), so a resumed search and one on
+        # any number of workers train the same architectures; they finish in any order and are taken in
+        # sample order.
         rng = random.Random(ctx.seed)
-        if self.rng_state is not None:
-            rng.setstate(as_tuples(self.rng_state))
-        seen = {c.arch.arch_id for c in self.done}
-        with progress_bar("random search", n) as advance:
-            advance(len(self.done))
-            while len(self.done) < n:
-                arch = self._sample_new(ctx, rng, seen)
-                if arch is None:
-                    break  # the space is smaller than n: every architecture was seen
-                seen.add(arch.arch_id)
-                cand = train_candidate(arch, ctx, epochs)
+        archs, seen = [], set()
+        while len(archs) < n:
+            arch = self._sample_new(ctx, rng, seen)
+            if arch is None:
+                break  # the space is smaller than n: every architecture was seen
+            seen.add(arch.arch_id)
+            archs.append(arch)
+        done = len(self.done)
+        with progress_bar("random search", len(archs)) as advance:
+            advance(done)
+            for _, cand in self._train(archs[done:], ctx, epochs):
                 self.done.append(cand)
-                self.rng_state = rng.getstate()
                 best = max((c.score for c in self.done if c.status == "ok"), default=float("nan"))
-                ctx.log(event="candidate", index=len(self.done), arch_id=arch.arch_id, score=cand.score,
+                ctx.log(event="candidate", index=len(self.done), arch_id=cand.arch.arch_id, score=cand.score,
                         status=cand.status, best=best)
                 ctx.checkpoint(self.state_dict, boundary=True)
                 advance(1, score=round(cand.score, 2), best=round(best, 2))
         return list(self.done)
+
+    @staticmethod
+    def _train(archs, ctx: SearchContext, epochs: int):
+        if ctx.executor is None:
+            return ((i, train_candidate(a, ctx, epochs)) for i, a in enumerate(archs))
+        return train_on_executor(archs, ctx, epochs)
 
     @staticmethod
     def _sample_new(ctx: SearchContext, rng: random.Random, seen: set[str]) -> Arch | None:
@@ -82,14 +88,13 @@ class RandomSearch(Strategy):
         return {
             "done": [{"arch": c.arch.to_json(), "score": c.score, "status": c.status, "extra": c.extra}
                      for c in self.done],
-            "rng_state": self.rng_state,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.done = [Candidate(Arch(d["arch"]["space"], d["arch"]["genotype"]), d["score"], d["status"], d["extra"])
                      for d in state.get("done", [])]
-        self.rng_state = state.get("rng_state")
 
     def resume(self, state: dict) -> None:
-        # Each candidate trains from its own seed: the finished ones plus the sampler's state are the search.
+        # Each candidate trains from its own seed and the sample is redrawn from the run's seed: the
+        # finished candidates are the whole state.
         self.load_state_dict(state)
