@@ -33,10 +33,35 @@ def run(args: list[str], root: Path) -> tuple[float, bytes, dict]:
     return wall, (path / "archs.csv").read_bytes(), manifest
 
 
+SNAS = ["search", "strategy=snas", "dataset=digits", "budget=smoke", "budget.max_batches=null"]
+
+
+def supernet_ddp() -> dict:
+    """SNAS search time, 2 gloo ranks x 1 thread under torchrun vs 1 process x 2 threads."""
+    rows = []
+    for label, launcher, threads in (("1 process x 2 threads", [], 2),
+                                     ("torchrun 2 gloo ranks x 1 thread", ["-m", "torch.distributed.run",
+                                                                           "--nproc-per-node", "2"], 1)):
+        with tempfile.TemporaryDirectory() as root:
+            wall, _, manifest = run_nas([*SNAS, f"device.threads={threads}"], Path(root), launcher=launcher)
+        rows.append({"setting": label, "search_s": manifest["summary"]["search_seconds"], "wall_s": round(wall, 1),
+                     "distributed": manifest.get("distributed")})
+        print(json.dumps(rows[-1]), flush=True)
+    rows[1]["speedup_search"] = round(rows[0]["search_s"] / rows[1]["search_s"], 2)
+    return {"what": "SNAS smoke search, one full digits epoch (36 steps of batch 32) plus its evaluations",
+            "command": "nas " + " ".join(SNAS), "results": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    parser.add_argument("--only", choices=("executors", "ddp"), default=None)
     opts = parser.parse_args()
+    if opts.only == "ddp":
+        doc = json.loads(opts.out.read_text()) if opts.out.exists() else {}
+        doc["supernet_ddp"] = supernet_ddp()
+        opts.out.write_text(json.dumps(doc, indent=2) + "\n")
+        return
     rows, reference = [], None
     for label, engine in ENGINES.items():
         with tempfile.TemporaryDirectory() as root:
@@ -52,6 +77,7 @@ def main() -> None:
                      "best_score": summary["best_score"], "archs_csv_identical": True})
         print(json.dumps(rows[-1]), flush=True)
     doc = json.loads(opts.out.read_text()) if opts.out.exists() else {}
+    doc["supernet_ddp"] = supernet_ddp()
     doc["executors"] = {"what": "random search on digits, default budget (16 candidates x 3 epochs), wall time of "
                                 "the whole `nas search` process vs sequential", "machine": platform.machine(),
                         "cores": os.cpu_count(), "results": rows}

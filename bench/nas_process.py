@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 
-def run_nas(args: list[str], root: Path) -> tuple[float, Path, dict]:
-    """(wall seconds including start-up, the run directory, its manifest); exits if the command fails."""
-    env = {**os.environ, "NASCLI_PROGRESS": "0"}
+def run_nas(args: list[str], root: Path, launcher: list[str] | None = None) -> tuple[float, Path, dict]:
+    """(wall seconds including start-up, the run directory, its manifest); exits if the command fails.
+    `launcher`: python arguments before `-m nascli` (e.g. torch.distributed.run's)."""
+    env = {**os.environ, "NASCLI_PROGRESS": "0", **({"OMP_NUM_THREADS": "1"} if launcher else {})}
     started = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "nascli", *args, "--run-root", str(root)], capture_output=True,
+    res = subprocess.run([sys.executable, *(launcher or []), "-m", "nascli", *args, "--run-root", str(root)],
+                         capture_output=True,
                          text=True, env=env)
     wall = time.perf_counter() - started
     if res.returncode != 0:

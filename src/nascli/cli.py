@@ -101,6 +101,10 @@ def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_co
             _print_yaml(cfg)
             return
         out = run_search(cfg, run_root=run_root, argv=_argv(ctx), overrides=overrides)
+    from nascli import distributed
+
+    if not distributed.is_main():
+        return  # under torchrun, rank 0 prints (and wrote the run directory)
     title = (f"{cfg.strategy.name} on {cfg.space.name}/{cfg.dataset.name}: top {min(cfg.top, len(out.ranked))} "
              f"of {len(out.ranked)} in {out.seconds:.0f}s")
     stdout.print(ranked_table(out.ranked, title, int(cfg.top), out.truth_column))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from nascli import distributed
 from nascli.arch import Arch
 from nascli.config import resume_config
 from nascli.data import load_splits
@@ -38,12 +41,35 @@ class SearchOutcome:
 
 def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: list[str]) -> SearchOutcome:
     strategy_cls, space, table, runtime, generator, splits, executor = _prepare(cfg)
-    run = RunDir.create(run_root, "search", f"{cfg.strategy.name}_{cfg.dataset.name}", cfg, argv=argv,
-                        overrides=overrides, device=runtime.describe(),
-                        extra={"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name,
-                               "data": splits.sizes()})
-    ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table, executor=executor)
-    return _search(ctx, strategy_cls, saved=None)
+    backend = distributed.start(runtime.device)
+    extra = {"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name, "data": splits.sizes()}
+    scratch = None
+    if backend is not None:
+        if cfg.strategy.name not in DATA_PARALLEL:
+            raise UserError(f"strategy '{cfg.strategy.name}' does not train data-parallel; run it without torchrun "
+                            f"(under torchrun: {', '.join(DATA_PARALLEL)})")
+        extra["distributed"] = {"world_size": distributed.world_size(), "backend": backend}
+        if not distributed.is_main():  # only rank 0 writes the run directory; the others keep scratch files
+            scratch = run_root = Path(tempfile.mkdtemp(prefix=f"nascli-rank{distributed.rank()}-"))
+    try:
+        run = RunDir.create(run_root, "search", f"{cfg.strategy.name}_{cfg.dataset.name}", cfg, argv=argv,
+                            overrides=overrides, device=runtime.describe(), extra=extra)
+        ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table, executor=executor)
+        out = _search(ctx, strategy_cls, saved=None)
+        if backend is not None:
+            # Every rank derived the same answer (checked each epoch too), recorded for the reader.
+            agree = distributed.all_agree(out.best.arch_id)
+            if distributed.is_main():
+                run.update_manifest(distributed={**extra["distributed"], "ranks_agree": agree})
+        return out
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        distributed.stop()
+
+
+# Strategies whose supernet trains data-parallel under torchrun (gradients all-reduced every step).
+DATA_PARALLEL = ("snas",)
 
 
 def resume_search(ref: str, overrides: list[str], *, run_root: Path,

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nascli import distributed
 from nascli.arch import Arch
 from nascli.data import Split
 from nascli.errors import UserError
@@ -218,6 +219,7 @@ class Snas(TrainedStrategy):
                 sums = at["sums"] or {"loss": 0.0, "ce": 0.0, "penalty": 0.0, "correct": 0, "seen": 0}
                 at["sums"] = sums
                 for x, y in loader:
+                    x, y = distributed.shard(x, y)  # every rank read the global batch; each trains on its slice
                     tau = temperature(at["step"] / max(total - 1, 1), cfg.tau_initial, cfg.tau_final,
                                       cfg.tau_schedule)
                     at["tau"] = tau
@@ -234,12 +236,14 @@ class Snas(TrainedStrategy):
                         except StopIteration:
                             alpha_iter = iter(alpha_loader)
                             xa, ya = next(alpha_iter)
+                        xa, ya = distributed.shard(xa, ya)
                         s_a = {t: sample(a, tau, cfg.hard, gumbel) for t, a in alphas.items()}
                         with rt.autocast():
                             loss_a = F.cross_entropy(net(xa, s_a).float(), ya) + penalty.loss(s_a, alphas)
                         opt_a.zero_grad(set_to_none=True)
                         net.zero_grad(set_to_none=True)
                         loss_a.backward()
+                        distributed.average_gradients(alphas.values())
                         nn.utils.clip_grad_norm_(alphas.values(), cfg.alpha_grad_clip)
                         opt_a.step()
                     samples = {t: sample(a, tau, cfg.hard, gumbel) for t, a in alphas.items()}
@@ -251,6 +255,7 @@ class Snas(TrainedStrategy):
                     opt_w.zero_grad(set_to_none=True)
                     opt_a.zero_grad(set_to_none=True)
                     loss.backward()
+                    distributed.average_gradients([*net.parameters(), *alphas.values()])
                     nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                     opt_w.step()
                     if not cfg.bilevel:
@@ -266,6 +271,9 @@ class Snas(TrainedStrategy):
                 record = self._epoch_record(ctx, epoch, at["tau"], sums, started, penalty, calib, val, gumbel)
                 history.append(record)
                 children.append((epoch + 1, record["child"]))
+                if distributed.world_size() > 1 and not distributed.all_agree(record["child"].arch_id):
+                    raise RuntimeError(f"ranks derived different children at epoch {epoch + 1}: the data-parallel "
+                                       "run diverged; report this with the command line")
                 ctx.log(event="epoch", **{k: v for k, v in record.items() if k != "child"})
                 at.update(epoch=epoch + 1, sums=None)
                 ctx.checkpoint(snapshot, boundary=True)
@@ -283,6 +291,7 @@ class Snas(TrainedStrategy):
             ce = F.cross_entropy(logits.float(), y)
         opt_w.zero_grad(set_to_none=True)
         ce.backward()
+        distributed.average_gradients(net.parameters())
         nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip)
         opt_w.step()
         return ce, ce, torch.zeros(()), logits
