@@ -1,4 +1,4 @@
-"""SNAS data-parallel under torchrun: two gloo ranks on the CPU write one run directory, and every rank derived
+"""Supernet strategies (SNAS, SMASH) data-parallel under torchrun: two gloo ranks on the CPU write one run directory, and every rank derived
 the same child (checked by the run itself each epoch, recorded in the manifest)."""
 
 from __future__ import annotations
@@ -8,13 +8,17 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from nascli.commands.search import DATA_PARALLEL
 from nascli.rundir import RunDir
 
 
-def test_two_gloo_ranks_write_one_run_and_agree(tmp_path):
+@pytest.mark.parametrize("strategy", DATA_PARALLEL)
+def test_two_gloo_ranks_write_one_run_and_agree(strategy, tmp_path):
     env = {**os.environ, "NASCLI_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "nascli", "search",
-           "strategy=snas", "dataset=digits", "budget=smoke", "device.threads=1", "executor.workers=1",
+           f"strategy={strategy}", "dataset=digits", "budget=smoke", "device.threads=1", "executor.workers=1",
            "--run-root", str(tmp_path)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

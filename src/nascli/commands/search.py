@@ -69,7 +69,7 @@ def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: l
 
 
 # Strategies whose supernet trains data-parallel under torchrun (gradients all-reduced every step).
-DATA_PARALLEL = ("snas",)
+DATA_PARALLEL = ("snas", "smash")
 
 
 def resume_search(ref: str, overrides: list[str], *, run_root: Path,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from nascli import distributed
 from nascli.arch import Arch
 from nascli.errors import UserError
 from nascli.progress import progress_bar
@@ -159,6 +160,7 @@ class Smash(TrainedStrategy):
                 self.hypernet.train()
                 self.mainnet.train()
                 for x, y in loader:
+                    x, y = distributed.shard(x, y)  # every rank read the global batch and samples the same arch
                     step = at["step"]
                     ramp = min(1.0, step / max(1.0, float(cfg.anneal_fraction) * total))
                     arch = ctx.space.sample(rng, max_budget=0.5 + 0.5 * ramp, max_kernel=3 + round(4 * ramp))
@@ -170,6 +172,7 @@ class Smash(TrainedStrategy):
                                         "lower strategy.lr")
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    distributed.average_gradients([*self.hypernet.parameters(), *self.mainnet.parameters()])
                     opt.step()
                     sched.step()
                     at["step"] = step + 1
