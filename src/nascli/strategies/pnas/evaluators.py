@@ -6,6 +6,7 @@ accounting (evaluations, seconds) and the predictor see the same thing either wa
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,14 +29,15 @@ def evaluator_class(name: str) -> type:
 
 
 @dataclass
-class Evaluator:
+class Evaluator(ABC):
     cfg: object  # the pnas strategy config
 
-    def check(self, ctx: SearchContext) -> None:
+    def check(self, ctx: SearchContext) -> None:  # noqa: B027 - optional hook: most evaluators need no check
         """Raise UserError before any work if this evaluator cannot run with ctx."""
 
+    @abstractmethod
     def __call__(self, arch: Arch, ctx: SearchContext) -> Candidate:
-        raise NotImplementedError
+        """Score one child (val accuracy in percent, or a failed Candidate)."""
 
     def evaluate_many(self, archs: list[Arch], ctx: SearchContext) -> Iterator[tuple[int, Candidate]]:
         """(index, candidate) in index order; an evaluator whose children are independent work may hand
