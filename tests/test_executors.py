@@ -4,6 +4,7 @@ missing optional engine named with its pip command. Parametrized over the execut
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -100,3 +101,26 @@ def test_missing_engine_is_one_line_with_the_pip_command(name, module, cli, monk
     assert res.stderr.strip() == (f"nas: error: executor={name} needs {module}, which is not installed; "
                                   f"pip install 'nascli[{extra}]'")
     assert not (tmp_path / "search").exists() or not any((tmp_path / "search").iterdir())
+
+
+def visible_gpu(shared, task):
+    import time
+
+    time.sleep(0.3)  # long enough that both workers take tasks
+    return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_pool_workers_get_one_gpu_each():
+    """On a GPU machine each pool worker sees one GPU of its own. No GPU here: the assignment is checked with
+    the GPU ids a 2-GPU machine would list (what the worker sees is all the code decides)."""
+    from omegaconf import OmegaConf
+
+    from nascli.executors.local import LocalExecutor
+
+    auto = LocalExecutor(OmegaConf.create({"name": "local", "workers": "auto"}), 1, gpus=["0"])
+    assert auto.workers == 1  # never more workers than GPUs
+    pool = LocalExecutor(OmegaConf.create({"name": "local", "workers": 2, "retries": 0}), 1, gpus=["3", "5"])
+    assert pool.describe()["gpus"] == ["3", "5"]
+    seen = dict(result for _, result in pool.run(visible_gpu, None, list(range(6))))
+    assert set(seen.values()) <= {"3", "5"}
+    assert len(set(seen.values())) == len(seen)  # no two workers share a GPU

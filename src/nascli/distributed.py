@@ -70,3 +70,12 @@ def all_agree(value) -> bool:
     values = [None] * world_size()
     dist.all_gather_object(values, value)
     return all(v == values[0] for v in values)
+
+
+def broadcast(value):
+    """Rank 0's value on every rank (a resumed run's checkpoint payload)."""
+    if world_size() <= 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -185,8 +185,9 @@ def take_over(run, cfg, extended: dict, notify: Callable[[str], None]) -> dict:
 class Checkpointer:
     """Saves a loop's state into checkpoints/resume.pt: periodically, at boundaries, and on a stop signal."""
 
-    def __init__(self, run, every_s: float, saves_before: int = 0):
+    def __init__(self, run, every_s: float, saves_before: int = 0, enabled: bool = True):
         self.run = run
+        self.enabled = enabled
         self.every_s = float(every_s)
         self.saves = 0  # in this process
         self.total = int(saves_before)  # over the run's life, across resumes
@@ -200,7 +201,8 @@ class Checkpointer:
     def step(self, build: Callable[[], dict], boundary: bool = False) -> None:
         """A consistent point of the loop: save if due, and stop here if a signal asked to."""
         stop = stop_requested()
-        if stop is not None or boundary or time.monotonic() - self._last >= self.every_s:
+        due = stop is not None or boundary or time.monotonic() - self._last >= self.every_s
+        if self.enabled and due:
             self.save(build)
         if stop is not None:
             raise Interrupted(stop)

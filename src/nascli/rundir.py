@@ -186,12 +186,15 @@ class RunDir:
         return cls.open(path, kind)
 
     @classmethod
-    def resumable(cls, ref: str, run_root: Path, kind: str) -> RunDir:
-        """The run `--resume` names (`latest`: the newest run of `kind`, finished or not)."""
+    def resumable(cls, ref: str, run_root: Path, kind: str, check: bool = True) -> RunDir:
+        """The run `--resume` names (`latest`: the newest run of `kind`, finished or not); `check=False` skips
+        the is-it-free check (torchrun's other ranks, which look after rank 0 has taken the run over)."""
         if ref == "latest" and not Path(ref).exists():
             run = cls.latest(run_root, kind, status=None)
         else:
             run = cls.resolve(ref, run_root, kind)
+        if not check:
+            return run
         status = run.status
         if status == "done":
             raise UserError(f"run {run.path} already finished; nothing to resume (its results are in place)")
@@ -218,6 +221,9 @@ class RunDir:
         return "interrupted" if age > self.STALE_HEARTBEAT_S else "running"
 
     def resume_command(self) -> str:
+        world = int((self.manifest.get("distributed") or {}).get("world_size", 1))
+        if world > 1:  # a data-parallel run resumes with its ranks
+            return f"torchrun --nproc-per-node {world} -m nascli {self.manifest.get('kind')} --resume {self.path}"
         return f"nas {self.manifest.get('kind')} --resume {self.path}"
 
     def require_finished(self) -> None:

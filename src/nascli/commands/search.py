@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,31 +42,15 @@ class SearchOutcome:
 
 def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: list[str]) -> SearchOutcome:
     strategy_cls, space, table, runtime, generator, splits, executor = _prepare(cfg)
-    backend = distributed.start(runtime.device)
-    extra = {"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name, "data": splits.sizes()}
-    scratch = None
-    if backend is not None:
-        if cfg.strategy.name not in DATA_PARALLEL:
-            raise UserError(f"strategy '{cfg.strategy.name}' does not train data-parallel; run it without torchrun "
-                            f"(under torchrun: {', '.join(DATA_PARALLEL)})")
-        extra["distributed"] = {"world_size": distributed.world_size(), "backend": backend}
-        if not distributed.is_main():  # only rank 0 writes the run directory; the others keep scratch files
-            scratch = run_root = Path(tempfile.mkdtemp(prefix=f"nascli-rank{distributed.rank()}-"))
-    try:
-        run = RunDir.create(run_root, "search", f"{cfg.strategy.name}_{cfg.dataset.name}", cfg, argv=argv,
+    with _ranks(cfg, runtime, run_root) as (backend, root):
+        extra = {"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name,
+                 "data": splits.sizes()}
+        if backend is not None:
+            extra["distributed"] = {"world_size": distributed.world_size(), "backend": backend}
+        run = RunDir.create(root, "search", f"{cfg.strategy.name}_{cfg.dataset.name}", cfg, argv=argv,
                             overrides=overrides, device=runtime.describe(), extra=extra)
         ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table, executor=executor)
-        out = _search(ctx, strategy_cls, saved=None)
-        if backend is not None:
-            # Every rank derived the same answer (checked each epoch too), recorded for the reader.
-            agree = distributed.all_agree(out.best.arch_id)
-            if distributed.is_main():
-                run.update_manifest(distributed={**extra["distributed"], "ranks_agree": agree})
-        return out
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-        distributed.stop()
+        return _agreed(_search(ctx, strategy_cls, saved=None), backend)
 
 
 # Strategies whose supernet trains data-parallel under torchrun (gradients all-reduced every step).
@@ -75,13 +60,71 @@ DATA_PARALLEL = ("snas", "smash")
 def resume_search(ref: str, overrides: list[str], *, run_root: Path,
                   notify: Callable[[str], None] = lambda message: None) -> SearchOutcome:
     """`nas search --resume RUN`: continue RUN from its last checkpoint, with the run's own config.
-    `notify` hears at once what the user should know (a damaged checkpoint that was skipped)."""
-    run = RunDir.resumable(ref, run_root, "search")
+    `notify` hears at once what the user should know (a damaged checkpoint that was skipped).
+
+    Under torchrun (a data-parallel run resumed with its ranks), rank 0 takes the run over and sends its
+    checkpoint to the other ranks, which resume from the same state into scratch directories."""
+    main = distributed.is_main()
+    # Only rank 0 checks the run is free: by the time another rank looks, rank 0 holds it.
+    run = RunDir.resumable(ref, run_root, "search", check=main)
     cfg, extended = resume_config(run, overrides)
     strategy_cls, space, table, runtime, generator, splits, executor = _prepare(cfg)
-    saved = take_over(run, cfg, extended, notify)
-    ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table, executor=executor)
-    return _search(ctx, strategy_cls, saved=saved)
+    with _ranks(cfg, runtime, run_root) as (backend, root):
+        saved = None
+        if main:
+            saved = take_over(run, cfg, extended, notify)
+            _note_world_change(run, notify)
+        if backend is not None:
+            saved = distributed.broadcast(saved)
+            world = {"world_size": distributed.world_size(), "backend": backend}
+            if main:
+                run.update_manifest(distributed=world)
+            else:
+                run = RunDir.create(root, "search", run.path.name, cfg, argv=[], overrides=overrides,
+                                    device=runtime.describe(), extra={"distributed": world})
+        ctx = SearchContext(cfg, space, splits, runtime, generator, run, benchmark=table, executor=executor)
+        return _agreed(_search(ctx, strategy_cls, saved=saved), backend)
+
+
+def _note_world_change(run: RunDir, notify: Callable[[str], None]) -> None:
+    """Resuming with another number of ranks is allowed (a node was lost) but sums gradients in another order."""
+    before = int((run.manifest.get("distributed") or {}).get("world_size", 1))
+    now = distributed.world_size()
+    if before != now:
+        warning = (f"resumed with {now} rank(s), the run started with {before}: same schedule, but the result is "
+                   f"not byte-identical to an uninterrupted run (resume with --nproc-per-node {before} for that)")
+        notify(warning)
+        run.update_manifest(resume_warnings=[*run.manifest.get("resume_warnings", []), warning])
+
+
+@contextmanager
+def _ranks(cfg: DictConfig, runtime, run_root: Path):
+    """Join torchrun's process group when launched by it: yields (backend or None, where this rank writes runs).
+    Rank 0 writes the run directory; the other ranks write to scratch directories removed at the end."""
+    backend = distributed.start(runtime.device)
+    scratch = None
+    try:
+        if backend is not None:
+            if cfg.strategy.name not in DATA_PARALLEL:
+                raise UserError(f"strategy '{cfg.strategy.name}' does not train data-parallel; run it without "
+                                f"torchrun (under torchrun: {', '.join(DATA_PARALLEL)})")
+            if not distributed.is_main():
+                scratch = run_root = Path(tempfile.mkdtemp(prefix=f"nascli-rank{distributed.rank()}-"))
+        yield backend, run_root
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        distributed.stop()
+
+
+def _agreed(out: SearchOutcome, backend: str | None) -> SearchOutcome:
+    """Every rank derived the same answer (checked each epoch too), recorded for the reader."""
+    if backend is not None:
+        agree = distributed.all_agree(out.best.arch_id)
+        if distributed.is_main():
+            world = {"world_size": distributed.world_size(), "backend": backend}
+            out.run.update_manifest(distributed={**world, "ranks_agree": agree})
+    return out
 
 
 def _prepare(cfg: DictConfig):
@@ -103,7 +146,9 @@ def _search(ctx: SearchContext, strategy_cls: type[Strategy], saved: dict | None
     """The search proper; `saved` is a resume checkpoint's payload ({} when the run died before its first)."""
     cfg, run, space, table, splits = ctx.cfg, ctx.run, ctx.space, ctx.benchmark, ctx.splits
     with run.running(), graceful_signals():
-        ctx.checkpointer = Checkpointer(run, float(cfg.checkpoint.every_s), (saved or {}).get("saves", 0))
+        # Under torchrun rank 0's checkpoint holds the state every rank shares; the others save none.
+        ctx.checkpointer = Checkpointer(run, float(cfg.checkpoint.every_s), (saved or {}).get("saves", 0),
+                                        enabled=distributed.is_main())
         # Candidates train with device.threads (one when unset) wherever they run: record what they used.
         run.update_manifest(executor={**ctx.executor.describe(), "threads_per_task": int(cfg.device.threads or 1)})
         strategy = strategy_cls(cfg.strategy)

@@ -65,9 +65,10 @@ def usable_cores() -> int:
 class Executor(ABC):
     Config: ClassVar[type]  # dataclass schema of this executor's config group
 
-    def __init__(self, cfg, threads: int | None):
+    def __init__(self, cfg, threads: int | None, gpus: list[str] | None = None):
         self.cfg = cfg
         self.requested_threads = threads  # device.threads, if the user set it
+        self.gpus = list(gpus or [])  # GPUs a pool hands out, one per worker (empty on the CPU)
 
     @property
     @abstractmethod
@@ -85,7 +86,10 @@ class Executor(ABC):
         it is sent to each worker once."""
 
     def describe(self) -> dict:
-        return {"name": self.cfg.name, "workers": self.workers, "threads_per_worker": self.threads_per_worker()}
+        out = {"name": self.cfg.name, "workers": self.workers, "threads_per_worker": self.threads_per_worker()}
+        if self.gpus:
+            out["gpus"] = self.gpus
+        return out
 
 
 def load_executor_plugins() -> None:
@@ -99,4 +103,18 @@ def executor_class(name: str) -> type[Executor]:
 
 def make_executor(cfg, device_cfg) -> Executor:
     threads = getattr(device_cfg, "threads", None)
-    return executor_class(cfg.name)(cfg, int(threads) if threads else None)
+    return executor_class(cfg.name)(cfg, int(threads) if threads else None, worker_gpus(device_cfg))
+
+
+def worker_gpus(device_cfg) -> list[str]:
+    """The GPUs a pool shares out, one per worker: those visible to this process when the run uses CUDA
+    (device=cuda, or auto on a GPU machine). None on the CPU or for a pinned device (cuda:N)."""
+    import torch
+
+    kind = str(getattr(device_cfg, "type", "auto"))
+    if kind not in ("cuda", "auto") or not torch.cuda.is_available():
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if visible:
+        return [v.strip() for v in visible.split(",") if v.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]

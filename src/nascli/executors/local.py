@@ -3,12 +3,14 @@
 The pool is concurrent.futures' ProcessPoolExecutor with the spawn start method (fork would copy
 torch's thread pools into the children). Each worker sets its intra-op threads so that
 workers x threads <= the usable cores: two processes of two threads on two cores measured ~7x slower
-per task than one thread each.
+per task than one thread each. On a GPU machine each worker gets one GPU of its own (CUDA_VISIBLE_DEVICES set
+before CUDA starts in the worker), and `workers=auto` starts no more workers than there are GPUs.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -32,11 +34,13 @@ class LocalExecutorConfig:
 class LocalExecutor(Executor):
     Config = LocalExecutorConfig
 
-    def __init__(self, cfg, threads: int | None):
-        super().__init__(cfg, threads)
+    def __init__(self, cfg, threads: int | None, gpus: list[str] | None = None):
+        super().__init__(cfg, threads, gpus)
         raw = str(cfg.workers).strip().lower()
         if raw == "auto":
             self._workers = max(1, usable_cores() // (threads or 1))
+            if self.gpus:  # one GPU per worker: two trainings on one GPU would only queue behind each other
+                self._workers = min(self._workers, len(self.gpus))
         elif raw.isdigit() and int(raw) >= 1:
             self._workers = int(raw)
         else:
@@ -58,8 +62,10 @@ class LocalExecutor(Executor):
                 yield i, attempt(fn, shared, task, retries)
             return
         context = multiprocessing.get_context("spawn")
+        started = context.Value("i", 0)  # the workers number themselves to pick their GPU
         pool = ProcessPoolExecutor(max_workers=min(self._workers, len(tasks)), mp_context=context,
-                                   initializer=_init_worker, initargs=(fn, shared, self.threads_per_worker(), retries))
+                                   initializer=_init_worker,
+                                   initargs=(fn, shared, self.threads_per_worker(), retries, self.gpus, started))
         try:
             # Keep a bounded number of tasks in flight so results stream back in roughly task order.
             pending, queue = {}, list(enumerate(tasks))[::-1]
@@ -78,10 +84,16 @@ class LocalExecutor(Executor):
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(fn, shared, threads: int | None, retries: int) -> None:
+def _init_worker(fn, shared, threads: int | None, retries: int, gpus: list[str], started) -> None:
     # Ctrl-C reaches the whole process group: only the parent decides how the run stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    if gpus:
+        with started.get_lock():
+            number = started.value
+            started.value += 1
+        # Before anything touches CUDA in this process: "cuda" then means this worker's own GPU.
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[number % len(gpus)]
     if threads:
         torch.set_num_threads(threads)
     _WORKER.update(fn=fn, shared=shared, retries=retries)

@@ -29,8 +29,8 @@ class RayExecutorConfig:
 class RayExecutor(Executor):
     Config = RayExecutorConfig
 
-    def __init__(self, cfg, threads: int | None):
-        super().__init__(cfg, threads)
+    def __init__(self, cfg, threads: int | None, gpus: list[str] | None = None):
+        super().__init__(cfg, threads, gpus)  # GPUs are the engine's to place (gpus_per_task / gpus_per_node)
         self.ray = require("ray", "ray", "ray")
 
     @property

@@ -36,8 +36,8 @@ class SlurmExecutorConfig:
 class SlurmExecutor(Executor):
     Config = SlurmExecutorConfig
 
-    def __init__(self, cfg, threads: int | None):
-        super().__init__(cfg, threads)
+    def __init__(self, cfg, threads: int | None, gpus: list[str] | None = None):
+        super().__init__(cfg, threads, gpus)  # GPUs are the engine's to place (gpus_per_task / gpus_per_node)
         self.submitit = require("submitit", "slurm", "slurm")
 
     @property
