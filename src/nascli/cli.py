@@ -17,7 +17,7 @@ from nascli.errors import UserError
 
 app = typer.Typer(
     name="nas",
-    help="Neural architecture search experiments: search, retrain, rank, correlate.",
+    help="Neural architecture search experiments: search, retrain, rank, correlate, report.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -217,6 +217,22 @@ def rank(ctx: typer.Context,
         typer.echo(f"nas: {out.degenerate} architecture(s) are degenerate (output ignores the input): each proxy "
                    "gave them its worst score", err=True)
     stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def report(runs: list[str] | None = typer.Argument(None, show_default=False, metavar="[RUN]...",
+                                                   help="Run directories or names (default: the latest run of any "
+                                                        "kind)."),
+           run_root: Path = RUN_ROOT):
+    """One self-contained HTML page per run (report.html), and a comparison page for several runs."""
+    from nascli.commands.report import run_report
+
+    out = run_report(list(runs or []), run_root=run_root)
+    for page in out.pages:
+        stdout.print(f"report: {page}", markup=False, highlight=False, soft_wrap=True)
+    if out.comparison is not None:
+        stdout.print(f"comparison: {out.comparison}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command(context_settings={"allow_interspersed_args": True})

@@ -1,0 +1,122 @@
+"""`nas report`: one self-contained page per run (search, retrain, correlate) and a comparison page, checked in a
+real headless browser where Chromium is installed (CI installs Debian's `chromium`): the page renders, is not
+blank, every image decoded, and the key numbers are in the text."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nascli.rundir import RunDir
+from tests.conftest import TINY
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs it)")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A digits search, two retrains of its best architectures, and their correlation."""
+    from typer.testing import CliRunner
+
+    from nascli.cli import app
+
+    root = tmp_path_factory.mktemp("report_runs")
+    runner = CliRunner()
+
+    def nas(*args):
+        res = runner.invoke(app, [*map(str, args), "--run-root", str(root)])
+        assert res.exit_code == 0, res.output
+        return res
+
+    nas("search", *TINY)
+    search = RunDir.latest(root, "search")
+    nas("retrain", search.path, "--top", "3", *TINY)
+    nas("correlate", search.path)
+    return root
+
+
+def _files(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def test_report_pages_hold_the_runs_numbers_and_change_nothing_else(cli, runs):
+    kinds = {kind: sorted((runs / kind).iterdir()) for kind in ("search", "retrain", "correlate")}
+    before = {p: _files(p) for paths in kinds.values() for p in paths}
+    res = cli("report", *[p for paths in kinds.values() for p in paths], "--run-root", runs)
+    assert res.exit_code == 0, res.output
+    for path, files in before.items():
+        after = _files(path)
+        added = set(after) - set(files)
+        assert added <= {"report.html", "plots/cell_normal.svg", "plots/cell_reduce.svg"} and "report.html" in added
+        assert all(after[name] == data for name, data in files.items())  # the run's own files are untouched
+    search = RunDir.open(kinds["search"][0])
+    page = (search.path / "report.html").read_text()
+    # self-contained: nothing to fetch (namespace names like xmlns="http://www.w3.org/2000/svg" fetch nothing)
+    assert "<script" not in page and not any(f'{a}="http' in page for a in ("src", "href", "xlink:href"))
+    best = search.manifest["summary"]["best_score"]
+    assert f"{best:.4g}" in page and search.manifest["summary"]["best_arch_id"] in page
+    assert (search.path / "plots" / "cell_normal.svg").read_text().startswith("<svg")
+    correlation = json.loads((kinds["correlate"][0] / RunDir.CORRELATION).read_text())
+    tau = correlation["results"][0]["kendall_tau"]
+    assert f"{tau:.4g}" in (kinds["correlate"][0] / "report.html").read_text()
+    result = json.loads((kinds["retrain"][0] / RunDir.RESULT).read_text())
+    assert f"{result['test_acc']:.4g}" in (kinds["retrain"][0] / "report.html").read_text()
+    comparison = next((runs / "report").iterdir()) / "report.html"
+    assert comparison.is_file() and all(p.name in comparison.read_text() for paths in kinds.values() for p in paths)
+
+
+def test_report_of_a_missing_run_is_one_line(cli, tmp_path):
+    res = cli("report", tmp_path / "nope", "--run-root", tmp_path)
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "does not exist" in res.stderr
+    res = cli("report", "--run-root", tmp_path)
+    assert res.exit_code == 2 and "no run under" in res.stderr
+
+
+# Test-only probe, added to a copy of the page: after load, count the images the browser could not decode.
+PROBE = """<script>window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const broken = imgs.filter(i => !i.complete || i.naturalWidth === 0).length;
+  const svgs = [...document.querySelectorAll('svg')].filter(s => s.getBoundingClientRect().width > 0).length;
+  document.body.setAttribute('data-probe', JSON.stringify({images: imgs.length, broken, svgs}));
+});</script>"""
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--virtual-time-budget=5000", *args], capture_output=True, text=True, timeout=120)
+
+
+@needs_browser
+def test_reports_render_in_a_real_browser(cli, runs, tmp_path):
+    from PIL import Image
+
+    res = cli("report", *sorted((runs / "search").iterdir()), *sorted((runs / "retrain").iterdir())[:1],
+              *sorted((runs / "correlate").iterdir()), "--run-root", runs)
+    assert res.exit_code == 0, res.output
+    search = RunDir.open(next((runs / "search").iterdir()))
+    correlation = json.loads((next((runs / "correlate").iterdir()) / RunDir.CORRELATION).read_text())
+    expected = {"search": f"{search.manifest['summary']['best_score']:.4g}",
+                "correlate": f"{correlation['results'][0]['kendall_tau']:.4g}"}
+    for kind in ("search", "retrain", "correlate"):
+        page = next((runs / kind).iterdir()) / "report.html"
+        probed = tmp_path / f"{kind}.html"
+        probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+        dom = _chromium("--dump-dom", probed.as_uri())
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        probe = json.loads(dom.stdout.split('data-probe="', 1)[1].split('"', 1)[0].replace("&quot;", '"'))
+        assert probe["broken"] == 0 and probe["images"] + probe["svgs"] >= 1, (kind, probe)
+        assert kind != "search" or probe["svgs"] >= 2  # the normal and reduce cells were drawn
+        if kind in expected:
+            assert expected[kind] in dom.stdout
+        shot = tmp_path / f"{kind}.png"
+        res = _chromium(f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri())
+        assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+        pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+        assert pixels.std() > 10, f"{kind} report looks blank"  # text, tables and figures, not a white page
+        assert (pixels < 128).mean() > 0.005
