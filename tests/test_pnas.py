@@ -41,13 +41,44 @@ def test_expansion_counts_follow_the_block_formula(b):
     assert (b + 1) ** 2 * 64 == n * n
 
 
-def test_nb201_growth_adds_one_live_edge():
+def test_nb201_edge_growth_adds_one_live_edge():
     space = get_space("nb201")
-    growth = growth_for(space)
+    growth = growth_for(space, "edges")
     level1 = growth.level1()
     assert len(level1) == 6 * 4
     children = growth.expand(level1[0])
     assert len(children) == 5 * 4 and all(growth.level(c) == 2 for c in children)
+
+
+def _reaches_output(space, arch) -> bool:
+    """Whether some path of live edges joins the cell's input (node 0) to its output (node 3)."""
+    live = {0}
+    for node, edges in enumerate(arch.genotype["cell"], start=1):
+        if any(op != "none" and src in live for op, src in edges):
+            live.add(node)
+    return 3 in live
+
+
+def test_nb201_node_growth_grows_complete_networks_node_by_node():
+    space = get_space("nb201")
+    growth = growth_for(space)  # the default for nb201
+    assert type(growth).__name__ == "NodeGrowth"
+    level1 = growth.level1()
+    assert len(level1) == 4  # node 1's live ops
+    level2 = growth.expand(level1[2])
+    assert len(level2) == 24 - 1  # node 2's 24 connected choices, less the one that is the parent again
+    level3 = growth.expand(level2[10])
+    assert len(level3) == 124 - 1 and growth.expand(level3[0]) == []
+    for level, cells in ((1, level1), (2, level2), (3, level3)):
+        assert len({c.arch_id for c in cells}) == len(cells)
+        assert all(growth.level(c) == level for c in cells)
+        assert all(_reaches_output(space, c) for c in cells)  # never disconnected by construction
+        # The predictor reads one (edge, op) pair per incoming edge of nodes 1..b: 1, 3, 6 pairs.
+        assert all(len(growth.tokens(c)) == level * (level + 1) // 2 for c in cells)
+    # A level-1 cell is node 1 passed through by skips: the table entry "op, then identity".
+    assert space.edge_ops(level1[0])[2] == "skip_connect" and space.edge_ops(level1[0])[5] == "skip_connect"
+    # Every level-3 cell of a level-2 parent keeps the parent's nodes 1 and 2.
+    assert all(space.edge_ops(c)[:3] == space.edge_ops(level2[10])[:3] for c in level3)
 
 
 def _synthetic(space, growth, n, seed):
@@ -93,6 +124,7 @@ def _nb201_table(path, seed=0):
 def test_table_evaluator_matches_the_csv_and_the_search_grows(cli, run_root, tmp_path):
     table = _nb201_table(tmp_path / "t.csv")
     res = cli("search", "strategy=pnas", "space=nb201", "strategy.evaluator=table", "strategy.levels=4",
+              "strategy.growth=edges",
               "strategy.beam=4", "strategy.predictor.members=2", "strategy.predictor.epochs=20",
               f"benchmark.table={tmp_path / 't.csv'}", "benchmark.metric=acc", "dataset=digits",
               "--run-root", run_root)
@@ -114,6 +146,29 @@ def test_table_evaluator_matches_the_csv_and_the_search_grows(cli, run_root, tmp
     assert archs[archs["level"] == 4]["score"].mean() > archs[archs["level"] == 1]["score"].mean() + 5
 
 
+def test_node_growth_on_the_table_evaluates_in_order_then_goes_on_in_rounds(cli, run_root, tmp_path):
+    _nb201_table(tmp_path / "t.csv")
+    res = cli("search", "strategy=pnas", "space=nb201", "strategy.evaluator=table", "strategy.beam=4",
+              "strategy.rounds=2", "strategy.predictor.members=2", "strategy.predictor.epochs=20",
+              f"benchmark.table={tmp_path / 't.csv'}", "benchmark.metric=acc", "dataset=digits",
+              "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    run = next((run_root / "search").iterdir())
+    archs = pd.read_csv(run / "archs.csv")
+    assert len(archs) == 4 + 4 + 4 + 2 * 4  # level 1, K at levels 2 and 3, then 2 rounds of K at level 3
+    assert archs["evaluation"].tolist() == list(range(1, len(archs) + 1))  # archs.csv is in evaluation order
+    assert archs["level"].tolist() == [1] * 4 + [2] * 4 + [3] * 12
+    truth = archs["bench_acc"].to_numpy()
+    assert np.allclose(archs["score"], truth)  # the table's accuracy, beside the score
+    levels = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line).get("event") == "level"]
+    assert [(r["level"], r["round"]) for r in levels] == [(1, 0), (2, 0), (3, 0), (3, 1), (3, 2)]
+    # Extrapolation over every expansion the table scores, not only the K picked.
+    assert levels[1]["predictor_extrapolation_all"]["n"] == levels[1]["expansions"] == 4 * 23
+    assert (run / "levels" / "level_3_round_2.csv").is_file()
+    assert archs[archs["level"] == 3]["score"].mean() > archs[archs["level"] == 1]["score"].mean() + 5
+
+
 def test_pnas_train_evaluator_cli_and_retrain(cli, run_root):
     res = cli("search", "strategy=pnas", "space=nb201", "strategy.levels=2", "strategy.beam=2",
               "strategy.child.nb201.channels=4", "strategy.predictor.members=2", "strategy.predictor.epochs=10",
@@ -121,14 +176,14 @@ def test_pnas_train_evaluator_cli_and_retrain(cli, run_root):
               *[t for t in TINY if not t.startswith("space.")], "--run-root", run_root)
     assert res.exit_code == 0, res.output
     run = next((run_root / "search").iterdir())
-    assert len(pd.read_csv(run / "archs.csv")) == 24 + 2
+    assert len(pd.read_csv(run / "archs.csv")) == 4 + 2  # node growth: node 1's 4 live ops, then K
     res = cli("retrain", run / "arch.json", "budget=smoke", "space.retrain.channels=4",
               "space.retrain.cells_per_stage=1", "--run-root", run_root)
     assert res.exit_code == 0, res.output
     res = cli("rank", run, "--run-root", run_root)  # score(): the predictor's mean, and its spread beside it
     assert res.exit_code == 0, res.output
     ranked = pd.read_csv(next((run_root / "rank").iterdir()) / "ranked.csv")
-    assert len(ranked) == 26 and ranked["strategy_pnas"].between(0, 100).all()
+    assert len(ranked) == 6 and ranked["strategy_pnas"].between(0, 100).all()
     assert (ranked["strategy_pnas_spread"] >= 0).all() and ranked["strategy_pnas_spread"].gt(0).any()
 
 

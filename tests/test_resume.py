@@ -32,6 +32,7 @@ SEARCH = {
     "snas": ["strategy=snas", "dataset=digits", "budget=smoke"],
     "smash": ["strategy=smash", "dataset=digits", "budget=smoke"],
     "pnas": ["strategy=pnas", "dataset=digits", "budget=smoke"],
+    "evolution": ["strategy=evolution", "dataset=digits", "budget=smoke"],
 }
 RETRAIN = ["darts:DARTS_V2", "dataset=digits", "budget=smoke", "space.retrain.channels=4", "space.retrain.layers=3"]
 # Timings differ between any two runs; everything else in metrics.jsonl must not.

@@ -80,6 +80,7 @@ def validate(command: str, cfg: DictConfig) -> DictConfig:
     from nascli.executors.base import executor_class
     from nascli.spaces.base import space_class
     from nascli.strategies.base import strategy_class
+    from nascli.tracking.base import tracker_class
 
     try:
         OmegaConf.resolve(cfg)
@@ -91,7 +92,8 @@ def validate(command: str, cfg: DictConfig) -> DictConfig:
         raise UserError(f"'{missing[0]}' must be set; add {missing[0]}=VALUE to the command line")
     plain = OmegaConf.to_container(cfg)
     plugin_nodes = {}
-    for key, resolver in (("strategy", strategy_class), ("space", space_class), ("executor", executor_class)):
+    for key, resolver in (("strategy", strategy_class), ("space", space_class), ("executor", executor_class),
+                          ("tracking", tracker_class)):
         if key in plain:
             node = plain.pop(key) or {}
             name = node.get("name") if isinstance(node, dict) else None

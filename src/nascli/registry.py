@@ -55,3 +55,12 @@ def load_plugins(group: str, builtin_modules: tuple[str, ...]) -> None:
         if ep.value in builtin_modules:
             continue
         ep.load()
+
+
+def require(module: str, extra: str, name: str, what: str = "executor"):
+    """Import an optional plugin's engine, or tell the user the one pip command that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"{what}={name} needs {module}, which is not installed; "
+                        f"pip install 'nascli[{extra}]'") from None

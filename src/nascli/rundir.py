@@ -102,6 +102,7 @@ class RunDir:
         self.manifest = manifest if manifest is not None else {}
         self._started = time.perf_counter()
         self._lock_fh = None
+        self.observers: list = []  # experiment trackers mirroring this run (nascli.tracking)
 
     # -- creation and lookup ------------------------------------------------------------
     @classmethod
@@ -299,6 +300,17 @@ class RunDir:
         record = {"time": round(time.perf_counter() - self._started, 3), **record}
         with open(self.path / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(record, default=_plain) + "\n")
+        self._notify("record", record)
+
+    def _notify(self, method: str, *args) -> None:
+        """Tell the trackers; one that fails is dropped with a warning: the run directory is the record."""
+        for observer in list(self.observers):
+            try:
+                getattr(observer, method)(*args)
+            except Exception as e:  # a tracker's server or disk trouble must not end the experiment
+                self.observers.remove(observer)
+                print(f"nas: warning: tracker {type(observer).__name__} failed ({type(e).__name__}: {e}); "
+                      "the run goes on without it", file=sys.stderr)
 
     def write_json(self, rel: str, obj: Any) -> Path:
         return write_json(self.path / rel, obj)
@@ -370,6 +382,8 @@ class RunDir:
             raise
         else:
             self.finish("done")
+        finally:
+            self._notify("close", self)
 
 
 def read_results_csv(path: Path, required: tuple[str, ...] = ("arch_id",)):

@@ -56,6 +56,7 @@ class SearchConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     executor: Any = None  # where independent candidates train (random search, pnas children)
+    tracking: Any = None  # experiment tracker (none | tensorboard | mlflow)
     top: int = 10  # rows in the final table
 
 
@@ -71,6 +72,7 @@ class RetrainConfig:
     checkpoint_every: int = 1  # epochs between last.pt saves
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     executor: Any = None  # where the retrains of a batch (--top / --sample) run
+    tracking: Any = None  # experiment tracker (none | tensorboard | mlflow)
 
 
 @dataclass

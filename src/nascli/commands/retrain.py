@@ -26,6 +26,7 @@ from nascli.measure import cost
 from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
 from nascli.rundir import RunDir
 from nascli.spaces.base import get_space
+from nascli.tracking.base import attach_tracker, check_tracker
 from nascli.train import evaluate, fit, make_loader
 
 
@@ -83,6 +84,7 @@ class _Setup:
 def _setup(arch: Arch, cfg: DictConfig) -> _Setup:
     """Everything before training, in the same order for a new and a resumed run (same RNG draws)."""
     space = get_space(arch.space, cfg.space)
+    check_tracker(cfg)  # a missing tracker package is named before any work
     runtime = resolve(cfg.device)
     generator = seed_everything(int(cfg.seed))
     splits = load_splits(cfg.dataset).to(runtime.device)
@@ -96,6 +98,7 @@ def _train(run: RunDir, arch: Arch, cfg: DictConfig, setup: _Setup, saved: dict 
     model, runtime, splits = setup.model, setup.runtime, setup.splits
     epochs = int(cfg.budget.epochs)
     train_cfg = cfg.train
+    attach_tracker(run, cfg)
     with run.running(), graceful_signals():
         best = {"val_acc": float("-inf"), "epoch": 0}
         config = OmegaConf.to_container(cfg)

@@ -27,6 +27,7 @@ from nascli.resume import Checkpointer, discard_resume, graceful_signals, restor
 from nascli.rundir import RunDir
 from nascli.spaces.base import SearchSpace, get_space
 from nascli.strategies.base import Candidate, SearchContext, Strategy, strategy_class
+from nascli.tracking.base import attach_tracker, check_tracker
 
 
 @dataclass
@@ -131,6 +132,7 @@ def _prepare(cfg: DictConfig):
     """Everything before the run directory, in the same order for a new and a resumed run (same RNG draws)."""
     strategy_cls = strategy_class(cfg.strategy.name)
     executor = make_executor(cfg.executor, cfg.device)  # a missing engine is named before any work
+    check_tracker(cfg)
     if strategy_cls.spaces is not None and cfg.space.name not in strategy_cls.spaces:
         raise UserError(f"strategy '{cfg.strategy.name}' searches {', '.join(strategy_cls.spaces)}, "
                         f"not '{cfg.space.name}'; pick space={strategy_cls.spaces[0]}")
@@ -145,6 +147,8 @@ def _prepare(cfg: DictConfig):
 def _search(ctx: SearchContext, strategy_cls: type[Strategy], saved: dict | None) -> SearchOutcome:
     """The search proper; `saved` is a resume checkpoint's payload ({} when the run died before its first)."""
     cfg, run, space, table, splits = ctx.cfg, ctx.run, ctx.space, ctx.benchmark, ctx.splits
+    if distributed.is_main():  # the other ranks' scratch runs are not experiments of their own
+        attach_tracker(run, cfg)
     with run.running(), graceful_signals():
         # Under torchrun rank 0's checkpoint holds the state every rank shares; the others save none.
         ctx.checkpointer = Checkpointer(run, float(cfg.checkpoint.every_s), (saved or {}).get("saves", 0),

@@ -7,7 +7,6 @@ depend on where or in which order tasks ran: a task carries everything it needs 
 
 from __future__ import annotations
 
-import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -43,15 +42,6 @@ def attempt(fn: Callable[[Any, Any], Any], shared: Any, task: Any, retries: int)
         except Exception as e:  # a task's failure is a result of the sweep, not the end of it
             error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return TaskFailure(error, int(retries) + 1)
-
-
-def require(module: str, extra: str, executor: str):
-    """Import an optional engine, or tell the user the one pip command that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UserError(f"executor={executor} needs {module}, which is not installed; "
-                        f"pip install 'nascli[{extra}]'") from None
 
 
 def usable_cores() -> int:

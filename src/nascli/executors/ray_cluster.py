@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from nascli.executors.base import Executor, attempt, register_executor, require, usable_cores
+from nascli.executors.base import Executor, attempt, register_executor, usable_cores
+from nascli.registry import require
 
 
 @dataclass

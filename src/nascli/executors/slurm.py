@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nascli.executors.base import Executor, attempt, register_executor, require
+from nascli.executors.base import Executor, attempt, register_executor
+from nascli.registry import require
 
 
 @dataclass

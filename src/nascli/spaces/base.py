@@ -47,6 +47,11 @@ class SearchSpace(ABC):
     def sample(self, rng: random.Random) -> Arch:
         """One architecture drawn uniformly from the space's sampling distribution."""
 
+    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        """A neighbour of `arch` one small change away (regularized evolution's mutation)."""
+        raise UserError(f"space '{self.name}' defines no mutation, so evolution cannot search it; "
+                        f"use one of: {', '.join(mutable_spaces())}")
+
     def enumerate(self) -> list[Arch]:
         """Every architecture of a finite space, in a fixed order (`nas rank --all`)."""
         raise UserError(f"space '{self.name}' is too large to list every architecture; rank a sample with "
@@ -100,3 +105,9 @@ def get_space(name: str, cfg=None) -> SearchSpace:
 def expect(cond: bool, message: str) -> None:
     if not cond:
         raise UserError(message)
+
+
+def mutable_spaces() -> list[str]:
+    """Registered spaces that define mutate()."""
+    load_space_plugins()
+    return sorted(name for name, cls in SPACES.items() if cls.mutate is not SearchSpace.mutate)

@@ -6,6 +6,8 @@ of a node sorted (sum is commutative), concat sorted. Equal networks get equal a
 
 from __future__ import annotations
 
+import copy
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +105,30 @@ class CellSpace(SearchSpace):
                        f"{where} takes input {inputs} more than once; each input feeds one edge in {self.name}")
             nodes.append(sorted(edges, key=lambda e: (e[1], e[0])))
         return nodes
+
+    def mutate(self, arch, rng: random.Random):
+        """Real et al. (2019)'s two mutations, one at a time: a random edge of a random node of a random cell
+        gets another op, or another input (a hidden-state mutation), whichever is drawn."""
+        for _ in range(1000):
+            genotype = copy.deepcopy(arch.genotype)
+            cell_type = rng.choice([t for t in self.cell_types if t in genotype])
+            nodes = genotype[cell_type]
+            i = rng.randrange(len(nodes))
+            if not nodes[i]:
+                continue  # a node whose edges were all `none`
+            e = rng.randrange(len(nodes[i]))
+            op, src = nodes[i][e]
+            if rng.random() < 0.5:
+                nodes[i][e] = [rng.choice([o for o in self.ops if o not in ("none", op)]), src]
+            else:
+                nodes[i][e] = [op, rng.choice([j for j in range(i + 2) if j != src])]
+            try:
+                child = self.make(genotype)
+            except UserError:
+                continue  # e.g. the new input already feeds this node where inputs must be distinct
+            if child.arch_id != arch.arch_id:
+                return child
+        raise RuntimeError(f"no mutation of {arch.arch_id} found in 1000 draws")
 
     def _unflatten(self, edges: list, cell_type: str) -> list:
         """Accept the flat edge lists of the papers' genotype files."""

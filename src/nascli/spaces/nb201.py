@@ -195,6 +195,14 @@ class NB201Space(SearchSpace):
             cells.append(self.make({"cell": [[[next(it), j] for j in range(i)] for i in range(1, NUM_NODES)]}))
         return cells
 
+    def mutate(self, arch, rng: random.Random):
+        """One edge gets another op (NAS-Bench-201's regularized-evolution mutation)."""
+        ops = self.edge_ops(arch)
+        e = rng.randrange(len(ops))
+        ops[e] = rng.choice([op for op in self.ops if op != ops[e]])
+        it = iter(ops)
+        return self.make({"cell": [[[next(it), j] for j in range(i)] for i in range(1, NUM_NODES)]})
+
     def edge_ops(self, arch) -> list[str]:
         """The 6 ops in NB201 edge order (1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2)."""
         return [op for node in arch.genotype["cell"] for op, _ in node]

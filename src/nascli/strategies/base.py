@@ -36,7 +36,7 @@ STRATEGIES: dict[str, type[Strategy]] = {}
 register_strategy = registrar(STRATEGIES)
 
 BUILTIN_STRATEGY_MODULES = ("nascli.strategies.random_search", "nascli.strategies.snas", "nascli.strategies.pnas",
-                            "nascli.strategies.smash")
+                            "nascli.strategies.smash", "nascli.strategies.evolution")
 
 
 @dataclass

@@ -20,7 +20,7 @@ Tokens = list[tuple[int, int]]  # (input token, op token) pairs
 
 @dataclass
 class PredictorConfig:
-    kind: str = "lstm"  # lstm | mlp
+    kind: str = "auto"  # auto (the growth's measured best) | lstm | mlp | both (members alternate: lstm, mlp, ...)
     members: int = 5
     hidden: int = 100
     embedding: int = 100
@@ -75,18 +75,20 @@ def batch(seqs: list[Tokens]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 class Ensemble:
     """Members trained on k-fold complements; prediction = mean (and spread) over members."""
 
-    def __init__(self, cfg: PredictorConfig, n_inputs: int, n_ops: int, seed: int):
-        if cfg.kind not in MODELS:
+    def __init__(self, cfg: PredictorConfig, n_inputs: int, n_ops: int, seed: int, default_kind: str = "lstm"):
+        self.kind = default_kind if cfg.kind == "auto" else cfg.kind
+        if self.kind not in (*MODELS, "both"):
             from nascli.errors import UserError
 
-            raise UserError(f"strategy.predictor.kind={cfg.kind} is unknown; use lstm or mlp")
+            raise UserError(f"strategy.predictor.kind={cfg.kind} is unknown; use auto, lstm, mlp or both")
         self.cfg, self.n_inputs, self.n_ops, self.seed = cfg, n_inputs, n_ops, seed
         self.members: list[nn.Module] = []
         self.fits = 0
 
     def _new(self, i: int) -> nn.Module:
         torch.manual_seed(self.seed * 1000 + i)
-        return MODELS[self.cfg.kind](self.n_inputs, self.n_ops, self.cfg.embedding, self.cfg.hidden)
+        kind = ("lstm", "mlp")[i % 2] if self.kind == "both" else self.kind
+        return MODELS[kind](self.n_inputs, self.n_ops, self.cfg.embedding, self.cfg.hidden)
 
     def fit(self, seqs: list[Tokens], targets: list[float]) -> dict[str, float]:
         """Refit every member from scratch on all data seen so far; returns the mean L1 before/after."""

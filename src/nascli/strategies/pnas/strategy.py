@@ -3,10 +3,12 @@
     S_1 = every level-1 cell; evaluate all; fit the predictor on (cell, accuracy)
     for b = 2..B: expand every cell of the beam by one step; rank the expansions with the
                   predictor; keep the top K; evaluate them; refit the predictor on everything
+    then (`rounds` > 0, an extension): K more of level B's expansions per round, refitting in between
     return the evaluated cells of every level, ranked by their measured score
 
 The beam of level b is the K evaluated cells of level b (all of S_1 at level 1), as in the
-paper. Scores are final-epoch val accuracies (or table lookups), never the best epoch.
+paper. Scores are final-epoch val accuracies (or table lookups), never the best epoch. How a cell
+grows (blocks, NB201 nodes or edges) is the growth's business (growth.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from nascli.arch import Arch
 from nascli.errors import UserError
 from nascli.progress import progress_bar
 from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
-from nascli.strategies.pnas.evaluators import evaluator_class
+from nascli.strategies.evaluators import evaluator_class
 from nascli.strategies.pnas.growth import growth_for
 from nascli.strategies.pnas.predictor import Ensemble, PredictorConfig
 
@@ -37,8 +39,10 @@ class PnasConfig:
     beam: int = 8  # K: cells kept (and evaluated) per level after level 1
     epochs: int = 3  # child training epochs (train evaluator)
     evaluator: str = "train"  # train | table
+    growth: str = "auto"  # auto: the space's default (pnas: blocks, nb201: nodes) | edges (nb201)
     child: Any = None  # per space, keys over its search size: {pnas: {channels: 4, layers: 3}}
     max_evaluations: int | None = None  # stop once this many cells were evaluated (search-efficiency runs)
+    rounds: int = 0  # after the last level: this many more rounds of K of its expansions, refitting in between
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
 
 
@@ -83,7 +87,7 @@ class Pnas(TrainedStrategy):
 
     def _check(self, ctx: SearchContext):
         cfg = self.cfg
-        growth = growth_for(ctx.space)
+        growth = growth_for(ctx.space, str(self.cfg.get("growth", "auto")))
         if not 1 <= int(cfg.levels) <= growth.max_level:
             raise UserError(f"strategy.levels={cfg.levels} is out of range for space {ctx.space.name}: "
                             f"1..{growth.max_level}")
@@ -96,7 +100,7 @@ class Pnas(TrainedStrategy):
     def search(self, ctx: SearchContext) -> list[Candidate]:
         cfg = self.cfg
         growth, evaluator = self._check(ctx)
-        self.predictor = Ensemble(cfg.predictor, growth.n_inputs, growth.n_ops, ctx.seed)
+        self.predictor = Ensemble(cfg.predictor, growth.n_inputs, growth.n_ops, ctx.seed, growth.predictor)
         budget = {"evaluations": 0, "seconds": 0.0}
         limit = int(cfg.max_evaluations) if cfg.max_evaluations else None
         seen: dict[str, Candidate] = {}
@@ -142,13 +146,21 @@ class Pnas(TrainedStrategy):
 
         beam = evaluate(growth.level1(), 1, {})
         loss = fit()
-        self._log_level(ctx, growth, 1, beam, order, None, loss, budget, 0)
+        self._log_level(ctx, growth, 1, beam, order, None, loss, budget, 0, None)
         levels_out.append(beam)
-        for level in range(2, int(cfg.levels) + 1):
+        last = int(cfg.levels)
+        parents = beam
+        # Levels 2..B, then `rounds` more rounds at level B: the same parents' expansions, K more at a time,
+        # picked by the predictor refitted on everything evaluated so far.
+        steps = [(b, False) for b in range(2, last + 1)] + [(last, True)] * int(cfg.get("rounds", 0) or 0)
+        round_ = 0
+        for level, again in steps:
             if limit is not None and budget["evaluations"] >= limit:
                 break
+            if not again:
+                parents = beam
             expansions: dict[str, Arch] = {}
-            for cand in beam:
+            for cand in parents:
                 for child in growth.expand(cand.arch):
                     if child.arch_id not in seen:
                         expansions.setdefault(child.arch_id, child)
@@ -156,6 +168,9 @@ class Pnas(TrainedStrategy):
                 break
             cells = list(expansions.values())
             mean, spread = self.predictor.predict([growth.tokens(a) for a in cells])
+            # With a table, extrapolation is also measured over every expansion, not only the K picked
+            # (their range is restricted to what the predictor liked).
+            over_all = self._over_all(ctx, cells, mean)
             # Stable sort on (-prediction, arch_id): ties never depend on dict order.
             ranked = sorted(range(len(cells)), key=lambda i: (-mean[i], cells[i].arch_id))[: int(cfg.beam)]
             chosen = [cells[i] for i in ranked]
@@ -166,22 +181,36 @@ class Pnas(TrainedStrategy):
             pred = np.array([predicted[c.arch.arch_id] for c in beam])
             extrapolation = correlations(pred, truth)
             loss = fit()
-            self._log_level(ctx, growth, level, beam, order, extrapolation, loss, budget, len(cells))
-            levels_out.append(beam)
+            round_ = round_ + 1 if again else 0
+            self._log_level(ctx, growth, level, beam, order, extrapolation, loss, budget, len(cells), over_all,
+                            round_)
+            if again:  # more cells of the last level: one panel, one levels/ file per round
+                levels_out[-1] = levels_out[-1] + beam
+            else:
+                levels_out.append(beam)
         ctx.muted = False
         ctx.log(event="budget", **budget)
         self._plot(ctx, levels_out)
         return order
 
-    def _log_level(self, ctx, growth, level, beam, order, extrapolation, loss, budget, expansions) -> None:
+    @staticmethod
+    def _over_all(ctx, cells: list[Arch], predicted: np.ndarray) -> dict | None:
+        if ctx.benchmark is None:
+            return None
+        truth = np.array([np.nan if (v := ctx.truth(a)) is None else float(v) for a in cells])
+        return correlations(np.asarray(predicted, dtype=float), truth)
+
+    def _log_level(self, ctx, growth, level, beam, order, extrapolation, loss, budget, expansions,
+                   over_all, round_: int = 0) -> None:
         ok = [c for c in order if c.status == "ok" and math.isfinite(c.score)]
         fitted, _ = self.predictor.predict([growth.tokens(c.arch) for c in ok])
         fitted = {c.arch.arch_id: float(p) * 100 for c, p in zip(ok, fitted, strict=True)}
         # Fit quality on every cell seen so far: the paper's "train" correlation.
         train_corr = correlations(np.array([fitted[c.arch.arch_id] for c in ok]), np.array([c.score for c in ok]))
         scores = [c.score for c in beam if c.status == "ok"]
-        ctx.log(event="level", level=level, evaluated=len(beam), expansions=expansions,
+        ctx.log(event="level", level=level, round=round_, evaluated=len(beam), expansions=expansions,
                 best=max(scores, default=None), predictor_train=train_corr, predictor_extrapolation=extrapolation,
+                predictor_extrapolation_all=over_all,
                 **loss, evaluations=budget["evaluations"], evaluation_seconds=round(budget["seconds"], 3))
         if ctx.run is not None:
             import pandas as pd
@@ -189,7 +218,8 @@ class Pnas(TrainedStrategy):
             rows = [{"arch_id": c.arch.arch_id, "level": level, "score": c.score, "status": c.status,
                      "predicted_before": c.extra.get("predicted"), "fitted_after": fitted.get(c.arch.arch_id),
                      "description": ctx.space.describe(c.arch)} for c in beam]
-            ctx.run.write_csv(f"levels/level_{level}.csv", pd.DataFrame(rows))
+            name = f"level_{level}" + (f"_round_{round_}" if round_ else "")
+            ctx.run.write_csv(f"levels/{name}.csv", pd.DataFrame(rows))
 
     def _plot(self, ctx, levels_out) -> None:
         if ctx.run is None:
@@ -203,10 +233,10 @@ class Pnas(TrainedStrategy):
 
     def score_details(self, archs: Sequence[Arch], ctx: SearchContext) -> tuple[list[float], list[dict]]:
         """Ensemble mean prediction (accuracy %), and the members' spread (std, points) as its uncertainty."""
-        growth = growth_for(ctx.space)
+        growth = growth_for(ctx.space, str(self.cfg.get("growth", "auto")))
         if self.predictor is None:
             state = self.restored_state()
-            self.predictor = Ensemble(self.cfg.predictor, growth.n_inputs, growth.n_ops, ctx.seed)
+            self.predictor = Ensemble(self.cfg.predictor, growth.n_inputs, growth.n_ops, ctx.seed, growth.predictor)
             self.predictor.load_state_dict(state["predictor"])
         mean, spread = self.predictor.predict([growth.tokens(a) for a in archs])
         return [float(m) * 100 for m in mean], [{"spread": float(s) * 100} for s in spread]

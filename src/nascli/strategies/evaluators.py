@@ -1,7 +1,9 @@
-"""Candidate evaluators for PNAS: short training, or a benchmark-table lookup.
+"""Candidate evaluators for strategies that evaluate cells one by one (pnas, evolution): short training,
+or a benchmark-table lookup (`strategy.evaluator`).
 
-Both return a Candidate whose score is a val accuracy in percent, so the strategy's budget
-accounting (evaluations, seconds) and the predictor see the same thing either way.
+Both return a Candidate whose score is a val accuracy in percent, so a strategy's budget
+accounting (evaluations, seconds) and PNAS's predictor see the same thing either way. The strategy's
+config supplies `epochs` and `child` (the child network size per space).
 """
 
 from __future__ import annotations
@@ -18,19 +20,19 @@ from nascli.registry import load_plugins, lookup, registrar
 from nascli.strategies.base import Candidate, SearchContext
 from nascli.strategies.short_training import train_candidate, train_on_executor
 
-# How PNAS scores a child; a third party adds one through the `nascli.pnas_evaluators` entry-point group.
+# How a strategy scores a child; a third party adds one through the `nascli.evaluators` entry-point group.
 EVALUATORS: dict[str, type] = {}
 register_evaluator = registrar(EVALUATORS)
 
 
 def evaluator_class(name: str) -> type:
-    load_plugins("nascli.pnas_evaluators", ("nascli.strategies.pnas.evaluators",))
-    return lookup(EVALUATORS, name, "pnas evaluator (strategy.evaluator)")
+    load_plugins("nascli.evaluators", ("nascli.strategies.evaluators",))
+    return lookup(EVALUATORS, name, "evaluator (strategy.evaluator)")
 
 
 @dataclass
 class Evaluator(ABC):
-    cfg: object  # the pnas strategy config
+    cfg: object  # the strategy's config (epochs, child)
 
     def check(self, ctx: SearchContext) -> None:  # noqa: B027 - optional hook: most evaluators need no check
         """Raise UserError before any work if this evaluator cannot run with ctx."""
