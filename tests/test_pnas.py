@@ -121,23 +121,26 @@ def _nb201_table(path, seed=0):
     return pd.DataFrame(rows).set_index("arch_str")
 
 
-def test_table_evaluator_matches_the_csv_and_the_search_grows(cli, run_root, tmp_path):
-    table = _nb201_table(tmp_path / "t.csv")
-    res = cli("search", "strategy=pnas", "space=nb201", "strategy.evaluator=table", "strategy.levels=4",
-              "strategy.growth=edges",
-              "strategy.beam=4", "strategy.predictor.members=2", "strategy.predictor.epochs=20",
-              f"benchmark.table={tmp_path / 't.csv'}", "benchmark.metric=acc", "dataset=digits",
-              "--run-root", run_root)
+def _table_search(cli, run_root, tmp_path, *extra):
+    """A PNAS search of the synthetic table at tmp_path/t.csv: (run dir, archs.csv, level records)."""
+    res = cli("search", "strategy=pnas", "space=nb201", "strategy.evaluator=table", "strategy.beam=4",
+              "strategy.predictor.members=2", "strategy.predictor.epochs=20", f"benchmark.table={tmp_path / 't.csv'}",
+              "benchmark.metric=acc", "dataset=digits", *extra, "--run-root", run_root)
     assert res.exit_code == 0, res.output
     run = next((run_root / "search").iterdir())
-    archs = pd.read_csv(run / "archs.csv")
+    levels = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line).get("event") == "level"]
+    return run, pd.read_csv(run / "archs.csv"), levels
+
+
+def test_table_evaluator_matches_the_csv_and_the_search_grows(cli, run_root, tmp_path):
+    table = _nb201_table(tmp_path / "t.csv")
+    run, archs, levels = _table_search(cli, run_root, tmp_path, "strategy.levels=4", "strategy.growth=edges")
     assert len(archs) == 24 + 3 * 4  # all level-1 cells, then K per level
     for _, row in archs.iterrows():
         arch = json.loads((run / "archs" / f"{row['arch_id']}.json").read_text())
         arch_str = get_space("nb201").arch_str(get_space("nb201").make(arch["genotype"]))
         assert row["score"] == pytest.approx(table.loc[arch_str, "acc"])
-    levels = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-              if json.loads(line).get("event") == "level"]
     assert [r["level"] for r in levels] == [1, 2, 3, 4]
     assert all(r["predictor_train"]["spearman"] is not None for r in levels)
     assert levels[-1]["evaluations"] == len(archs)
@@ -148,20 +151,12 @@ def test_table_evaluator_matches_the_csv_and_the_search_grows(cli, run_root, tmp
 
 def test_node_growth_on_the_table_evaluates_in_order_then_goes_on_in_rounds(cli, run_root, tmp_path):
     _nb201_table(tmp_path / "t.csv")
-    res = cli("search", "strategy=pnas", "space=nb201", "strategy.evaluator=table", "strategy.beam=4",
-              "strategy.rounds=2", "strategy.predictor.members=2", "strategy.predictor.epochs=20",
-              f"benchmark.table={tmp_path / 't.csv'}", "benchmark.metric=acc", "dataset=digits",
-              "--run-root", run_root)
-    assert res.exit_code == 0, res.output
-    run = next((run_root / "search").iterdir())
-    archs = pd.read_csv(run / "archs.csv")
+    run, archs, levels = _table_search(cli, run_root, tmp_path, "strategy.rounds=2")
     assert len(archs) == 4 + 4 + 4 + 2 * 4  # level 1, K at levels 2 and 3, then 2 rounds of K at level 3
     assert archs["evaluation"].tolist() == list(range(1, len(archs) + 1))  # archs.csv is in evaluation order
     assert archs["level"].tolist() == [1] * 4 + [2] * 4 + [3] * 12
     truth = archs["bench_acc"].to_numpy()
     assert np.allclose(archs["score"], truth)  # the table's accuracy, beside the score
-    levels = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-              if json.loads(line).get("event") == "level"]
     assert [(r["level"], r["round"]) for r in levels] == [(1, 0), (2, 0), (3, 0), (3, 1), (3, 2)]
     # Extrapolation over every expansion the table scores, not only the K picked.
     assert levels[1]["predictor_extrapolation_all"]["n"] == levels[1]["expansions"] == 4 * 23
