@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from nascli.arch import Arch  # noqa: E402
@@ -179,8 +180,50 @@ def search_sections(run: RunDir) -> list[str]:
     epochs = [r for r in records(run) if r.get("event") == "epoch"]
     if epochs:
         out.append(curves(pd.DataFrame(epochs), "search curves"))
+        out.append(snas_section(epochs))
     out.append(plots(run))
     return out
+
+
+def snas_section(epochs: list[dict]) -> str:
+    """SNAS: softmax(α) per edge as one small heatmap per epoch (a strip per cell type), and temperature,
+    entropy, expected cost and child vs supernet accuracy per epoch."""
+    if not any("alpha" in r for r in epochs):
+        return ""
+    parts = ["<h2>SNAS: α by epoch</h2>"]
+    shown = [r for r in epochs if "alpha" in r]
+    if len(shown) > 10:  # at most 10 panels: evenly spaced, always the last epoch
+        picks = sorted({round(i * (len(shown) - 1) / 9) for i in range(10)})
+        shown = [shown[i] for i in picks]
+    for cell_type in shown[-1]["alpha"]:
+        fig, axes = plt.subplots(1, len(shown), figsize=(1.6 * len(shown) + 1, 3.2), squeeze=False)
+        for ax, r in zip(axes[0], shown, strict=True):
+            ax.imshow(np.asarray(r["alpha"][cell_type]), aspect="auto", cmap="viridis", vmin=0, vmax=1)
+            ax.set_title(f"epoch {r['epoch']}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0][0].set_ylabel("edges", fontsize=8)
+        fig.suptitle(f"{cell_type} cell: softmax(α), ops left to right", fontsize=9)
+        parts.append(figure_png(fig, f"alpha {cell_type} by epoch"))
+    frame = pd.DataFrame(epochs)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3))
+    panels = (("tau", "temperature"), ("mean_entropy", "mean α entropy"), ("expected_cost", "expected cost"),
+              ("child_acc", "val accuracy"))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        if key == "mean_entropy" and key in frame:
+            for cell_type in frame[key].iloc[0]:
+                ax.plot(frame["epoch"], [v[cell_type] for v in frame[key]], label=cell_type)
+            ax.legend(fontsize=7)
+        elif key == "child_acc" and key in frame:
+            ax.plot(frame["epoch"], frame["child_acc"], label="derived child")
+            ax.plot(frame["epoch"], frame["supernet_acc"], label="supernet (sampled)")
+            ax.legend(fontsize=7)
+        elif key in frame:
+            ax.plot(frame["epoch"], frame[key])
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+    parts.append(figure_png(fig, "snas curves"))
+    return "\n".join(parts)
 
 
 def curves(frame: pd.DataFrame, title: str) -> str:

@@ -46,7 +46,13 @@ class Tracker(ABC):
 
     def record(self, record: dict[str, Any]) -> None:
         event = str(record.get("event", "record"))
-        values = {k: float(v) for k, v in record.items()
+        flat = {}
+        for k, v in record.items():
+            if isinstance(v, dict):  # one level of named numbers, e.g. mean_entropy per cell type
+                flat.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+            else:
+                flat[k] = v
+        values = {k: float(v) for k, v in flat.items()
                   if k not in NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)
                   and math.isfinite(float(v))}
         if not values:

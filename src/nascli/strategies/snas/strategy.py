@@ -327,6 +327,8 @@ class Snas(TrainedStrategy):
             "entropy": {t: entropy(a).tolist() for t, a in alphas.items()},
             "mean_entropy": {t: float(entropy(a).mean()) for t, a in alphas.items()},
             "op_probs": {t: dict(zip(net.ops, p.mean(0).tolist(), strict=True)) for t, p in probs.items()},
+            # softmax(α) per edge: what `nas report` draws as one heatmap per epoch
+            "alpha": {t: [[round(v, 5) for v in row] for row in p.tolist()] for t, p in probs.items()},
             "child_arch_id": child.arch_id, "child_param_free": free, "child_live_edges": live,
             "seconds": time.perf_counter() - started, "child": child,
         }
