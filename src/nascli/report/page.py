@@ -181,8 +181,30 @@ def search_sections(run: RunDir) -> list[str]:
     if epochs:
         out.append(curves(pd.DataFrame(epochs), "search curves"))
         out.append(snas_section(epochs))
+    out.append(smash_section(run))
     out.append(plots(run))
     return out
+
+
+def smash_section(run: RunDir) -> str:
+    """SMASH: the HyperNet's capacity and conditioning sensitivity, and score vs scrambled-conditioning score."""
+    parts = []
+    for event, title in (("capacity", "HyperNet capacity"), ("hypernet_sensitivity", "HyperNet sensitivity")):
+        found = [r for r in records(run) if r.get("event") == event]
+        if found:
+            numbers = {k: v for k, v in found[-1].items() if k not in ("time", "event") and not isinstance(v, (list, dict))}
+            parts.append(f"<h3>{esc(title)}</h3>" + key_values(numbers))
+    archs_path = run.path / RunDir.ARCHS
+    if archs_path.exists():
+        archs = pd.read_csv(archs_path, dtype={"arch_id": str})
+        if "score_scrambled" in archs.columns:
+            fig, ax = plt.subplots(figsize=(4.5, 4))
+            ax.scatter(archs["score_scrambled"], archs["score"], s=12, alpha=0.7)
+            ax.set_xlabel("score, scrambled conditioning")
+            ax.set_ylabel("SMASH score")
+            ax.set_title("score vs scrambled-conditioning score")
+            parts.append(figure_png(fig, "smash score vs scrambled"))
+    return ("<h2>SMASH</h2>" + "\n".join(parts)) if parts else ""
 
 
 def snas_section(epochs: list[dict]) -> str:
