@@ -26,7 +26,7 @@ run: $(STAMP) ## Main job on digits: search (random baseline), then retrain the 
 	$(BIN)/nas retrain latest --run-root $(RUNS)
 
 test: $(STAMP) ## Run the test suite
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 lint: $(STAMP) ## Static checks (ruff)
 	$(BIN)/ruff check src tests bench
