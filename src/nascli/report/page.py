@@ -168,7 +168,8 @@ def search_sections(run: RunDir) -> list[str]:
             ax.set_ylabel("architectures")
             ax.set_title("score distribution")
             out.append(figure_png(fig, "score distribution"))
-    levels = [r for r in records(run) if r.get("event") == "level"]
+    logged = records(run)  # metrics.jsonl, read once for every section below
+    levels = [r for r in logged if r.get("event") == "level"]
     if levels:
         rows = [{"level": r["level"], "round": r.get("round", 0), "evaluated": r["evaluated"],
                  "evaluations": r["evaluations"], "best": r.get("best"),
@@ -177,20 +178,20 @@ def search_sections(run: RunDir) -> list[str]:
                  "extrapolation ρ (all)": (r.get("predictor_extrapolation_all") or {}).get("spearman"),
                  "fit ρ": (r.get("predictor_train") or {}).get("spearman")} for r in levels]
         out.append("<h2>PNAS levels</h2>" + table(pd.DataFrame(rows)))
-    epochs = [r for r in records(run) if r.get("event") == "epoch"]
+    epochs = [r for r in logged if r.get("event") == "epoch"]
     if epochs:
         out.append(curves(pd.DataFrame(epochs), "search curves"))
         out.append(snas_section(epochs))
-    out.append(smash_section(run))
+    out.append(smash_section(run, logged))
     out.append(plots(run))
     return out
 
 
-def smash_section(run: RunDir) -> str:
+def smash_section(run: RunDir, logged: list[dict]) -> str:
     """SMASH: the HyperNet's capacity and conditioning sensitivity, and score vs scrambled-conditioning score."""
     parts = []
     for event, title in (("capacity", "HyperNet capacity"), ("hypernet_sensitivity", "HyperNet sensitivity")):
-        found = [r for r in records(run) if r.get("event") == event]
+        found = [r for r in logged if r.get("event") == event]
         if found:
             numbers = {k: v for k, v in found[-1].items() if k not in ("time", "event") and not isinstance(v, (list, dict))}
             parts.append(f"<h3>{esc(title)}</h3>" + key_values(numbers))

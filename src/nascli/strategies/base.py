@@ -48,6 +48,18 @@ class Candidate:
     status: str = "ok"  # ok | failed
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def to_plain(self) -> dict:
+        """Plain Python values only (what a weights-only checkpoint load accepts)."""
+        def value(v):
+            return v.item() if hasattr(v, "item") else v
+
+        return {"arch": self.arch.to_json(), "score": float(self.score), "status": self.status,
+                "extra": {k: value(v) for k, v in self.extra.items()}}
+
+    @classmethod
+    def from_plain(cls, d: dict) -> Candidate:
+        return cls(Arch(d["arch"]["space"], d["arch"]["genotype"]), d["score"], d["status"], d["extra"])
+
 
 @dataclass
 class SearchContext:

@@ -39,10 +39,6 @@ class EvolutionConfig:
     child: Any = None  # per space, keys over its search size (as pnas)
 
 
-def _plain(cand: Candidate) -> dict:
-    return {"arch": cand.arch.to_json(), "score": float(cand.score), "status": cand.status, "extra": dict(cand.extra)}
-
-
 @register_strategy("evolution")
 class Evolution(Strategy):
     name = "evolution"
@@ -69,8 +65,7 @@ class Evolution(Strategy):
     def resume(self, state: dict) -> None:
         # The run is a deterministic function of its seed and the evaluations: a resumed run replays the
         # loop and takes the checkpoint's evaluations instead of training them again.
-        self._replay = [Candidate(Arch(d["arch"]["space"], d["arch"]["genotype"]), d["score"], d["status"], d["extra"])
-                        for d in state["evaluated"]]
+        self._replay = [Candidate.from_plain(d) for d in state["evaluated"]]
 
     def search(self, ctx: SearchContext) -> list[Candidate]:
         cfg = self.cfg
@@ -107,7 +102,7 @@ class Evolution(Strategy):
                 ok = [c.score for c in history if c.status == "ok"]
                 ctx.log(event="candidate", evaluation=len(history), arch_id=cand.arch.arch_id, score=cand.score,
                         status=cand.status, parent=cand.extra["parent"], best=max(ok, default=None))
-                ctx.checkpoint(lambda: {"evaluated": [_plain(c) for c in history]}, boundary=True)
+                ctx.checkpoint(lambda: {"evaluated": [c.to_plain() for c in history]}, boundary=True)
             return cand
 
         def evaluate(arch: Arch) -> Candidate:

@@ -54,15 +54,6 @@ def correlations(pred: np.ndarray, truth: np.ndarray) -> dict[str, float | None]
             "kendall": float(stats.kendalltau(pred[ok], truth[ok]).statistic), "n": int(ok.sum())}
 
 
-def _plain(cand: Candidate) -> dict:
-    """A candidate as plain Python values (what a weights-only checkpoint load accepts)."""
-    def value(v):
-        return v.item() if hasattr(v, "item") else v
-
-    return {"arch": cand.arch.to_json(), "score": float(cand.score), "status": cand.status,
-            "extra": {k: value(v) for k, v in cand.extra.items()}}
-
-
 @register_strategy("pnas")
 class Pnas(TrainedStrategy):
     name = "pnas"
@@ -79,8 +70,7 @@ class Pnas(TrainedStrategy):
         # Evaluations are the expensive, deterministic part (each candidate trains from its own seed):
         # a resumed search replays the growth and predictor fits and takes these evaluations from the
         # checkpoint instead of training them again, muted until it passes the checkpoint.
-        self._replay = {d["arch"]["arch_id"]: Candidate(Arch(d["arch"]["space"], d["arch"]["genotype"]), d["score"],
-                                                        d["status"], d["extra"]) for d in state["evaluated"]}
+        self._replay = {d["arch"]["arch_id"]: Candidate.from_plain(d) for d in state["evaluated"]}
 
     def setup(self, ctx: SearchContext) -> None:
         self._check(ctx)
@@ -135,7 +125,7 @@ class Pnas(TrainedStrategy):
                     if from_checkpoint:
                         ctx.muted = bool(replay)  # past the checkpoint, records are new again
                     else:
-                        ctx.checkpoint(lambda: {"evaluated": [_plain(c) for c in order], "level": level},
+                        ctx.checkpoint(lambda: {"evaluated": [c.to_plain() for c in order], "level": level},
                                        boundary=True)
                     advance(1)
             return out

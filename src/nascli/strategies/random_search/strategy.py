@@ -91,8 +91,7 @@ class RandomSearch(Strategy):
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.done = [Candidate(Arch(d["arch"]["space"], d["arch"]["genotype"]), d["score"], d["status"], d["extra"])
-                     for d in state.get("done", [])]
+        self.done = [Candidate.from_plain(d) for d in state.get("done", [])]
 
     def resume(self, state: dict) -> None:
         # Each candidate trains from its own seed and the sample is redrawn from the run's seed: the
