@@ -271,6 +271,29 @@ def test_rank_table_shows_every_proxy_with_its_direction(cli, run_root):
     assert doc["batch_size"] == {"synflow": None, "naswot": 128, "params": None}
 
 
+def test_a_chunk_that_raises_is_kept_as_failed_rows(cli, run_root, monkeypatch):
+    import nascli.commands.rank as rank_cmd
+
+    calls = {"n": 0}
+
+    def second_chunk_raises(setup, genotypes):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker lost its network")
+        return score_chunk(setup, genotypes)
+
+    monkeypatch.setattr(rank_cmd, "score_chunk", second_chunk_raises)
+    res = cli("rank", "--sample", "5", "proxy=params", "chunk=2", "executor.workers=1", "executor.retries=0",
+              *NB201_TINY, "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    run = next((run_root / "rank").iterdir())
+    archs = pd.read_csv(run / "archs.csv")
+    assert len(archs) == 5 and archs["status"].tolist() == ["ok", "ok", "failed", "failed", "ok"]
+    assert archs["error"].iloc[2].startswith("RuntimeError") or "worker lost" in archs["error"].iloc[2]
+    assert json.loads((run / "manifest.json").read_text())["summary"]["failed"] == 2
+    assert len(pd.read_csv(run / "ranked.csv")) == 3
+
+
 def test_a_killed_rank_run_keeps_every_finished_chunk(cli, run_root, monkeypatch):
     import nascli.commands.rank as rank_cmd
 

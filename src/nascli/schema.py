@@ -61,6 +61,14 @@ class SearchConfig:
 
 
 @dataclass
+class LatencyConfig:
+    batch: int = 1  # images per timed forward
+    repeats: int = 20  # timed forwards; the median is reported
+    warmup: int = 3  # untimed forwards first
+    throughput_batch: int = 64  # nas retrain: images per forward for throughput_img_s
+
+
+@dataclass
 class RetrainConfig:
     command: str = "retrain"
     seed: int = 0
@@ -73,6 +81,7 @@ class RetrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     executor: Any = None  # where the retrains of a batch (--top / --sample) run
     tracking: Any = None  # experiment tracker (none | tensorboard | mlflow)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)  # timing of the trained network (latency.json)
 
 
 @dataclass
@@ -87,6 +96,7 @@ class RankConfig:
     executor: Any = None
     network: str = "retrain"  # which network size a proxy sees: retrain (what gets trained) | search
     top: int = 10  # rows in the printed table
+    latency: LatencyConfig = field(default_factory=LatencyConfig)  # the latency proxy's timing
     space: Any = None
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
@@ -124,6 +134,8 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "checkpoint.every_s": (0, None), "checkpoint_every": POSITIVE,
     "top": POSITIVE, "chunk": POSITIVE, "batches": POSITIVE, "batch_size": POSITIVE, "top_k": POSITIVE,
     "bootstrap": (0, None),  # 0: no confidence intervals
+    "latency.batch": POSITIVE, "latency.repeats": POSITIVE, "latency.warmup": (0, None),
+    "latency.throughput_batch": POSITIVE,
 }
 # Fractions that must lie strictly between 0 and 1.
 OPEN_UNIT = ("dataset.val_fraction", "dataset.test_fraction", "confidence")

@@ -17,6 +17,7 @@ from nascli.data import load_splits
 from nascli.device import resolve, seed_everything
 from nascli.errors import UserError
 from nascli.executors import Executor, make_executor
+from nascli.executors.base import TaskFailure
 from nascli.groundtruth import open_table
 from nascli.progress import progress_bar
 from nascli.proxies import PROXIES, ProxyPlan, plan_proxies
@@ -175,13 +176,16 @@ def proxy_scores(plan: ProxyPlan, archs, cfg: DictConfig, space, splits, runtime
             for bs in sorted({b for b in sizes.values() if b is not None})}
     setup = ScoringSetup(space.name, OmegaConf.to_container(cfg.space), cfg.network, splits.shape,
                          [p.name for p in plan.network], sizes, data, int(cfg.seed), str(runtime.device),
-                         runtime.channels_last)
+                         runtime.channels_last, OmegaConf.to_container(cfg.latency))
     chunk = int(cfg.chunk)
     tasks = [[a.genotype for a in archs[i:i + chunk]] for i in range(0, len(archs), chunk)]
     rows: list[dict | None] = [None] * len(archs)
     written = 0  # rows of archs.partial.csv so far: always a prefix of the architectures, in order
     with progress_bar(f"scoring with {','.join(p.name for p in plan.network)}", len(archs)) as advance:
         for index, result in executor.run(score_chunk, setup, tasks):
+            if isinstance(result, TaskFailure):  # the whole chunk raised: its rows are failed, counted, kept
+                result = [{**{p.name: math.nan for p in plan.network}, "params": math.nan, "flops": math.nan,
+                           "status": "failed", "error": result.error} for _ in tasks[index]]
             rows[index * chunk:index * chunk + len(result)] = result
             advance(len(result))
             ready = written
@@ -200,7 +204,8 @@ def proxy_scores(plan: ProxyPlan, archs, cfg: DictConfig, space, splits, runtime
         bad = frame[combo.name].isna()
         frame.loc[bad, f"{combo.name}_error"] = "a member proxy failed"
         frame.loc[bad, "status"] = "failed"
-    costs = {a.arch_id: {"params": int(r["params"]), "flops": int(r["flops"])} for a, r in zip(archs, rows, strict=True)}
+    costs = {a.arch_id: ({"params": int(r["params"]), "flops": int(r["flops"])} if math.isfinite(r["params"])
+                         else {"params": math.nan, "flops": math.nan}) for a, r in zip(archs, rows, strict=True)}
     sizes_only = [c for c in ("params", "flops") if c not in {p.name for p in plan.network}]
     records = frame.drop(columns=[*sizes_only, "status"]).to_dict("records")
     values = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v) and k.endswith("_error"))}

@@ -22,6 +22,7 @@ from nascli.errors import UserError
 from nascli.executors import make_executor
 from nascli.executors.base import TaskFailure
 from nascli.figures import curves_figure
+from nascli.latency import measure_trained_latency
 from nascli.measure import cost
 from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
 from nascli.rundir import RunDir
@@ -152,8 +153,11 @@ def _train(run: RunDir, arch: Arch, cfg: DictConfig, setup: _Setup, saved: dict 
         }
         run.save_plot("curves.png", curves_figure(history, f"retrain {arch.arch_id} on {cfg.dataset.name}"))
         run.write_json(RunDir.RESULT, result)
+        timing = measure_trained_latency(model, splits.shape, cfg.latency, runtime.describe())
+        run.write_json(RunDir.LATENCY, timing)
         run.log(event="timing", train_seconds=round(train_seconds, 2), **checkpointer.summary())
         run.update_manifest(summary={**{k: result[k] for k in ("val_acc", "test_acc", "params", "flops")},
+                                     "latency_ms": timing["latency_ms"], "throughput_img_s": timing["throughput_img_s"],
                                      "train_seconds": round(train_seconds, 2), **checkpointer.summary()})
         discard_resume(run)
     return RetrainOutcome(run, result, history)

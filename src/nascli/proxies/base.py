@@ -24,7 +24,7 @@ from nascli.errors import UserError
 from nascli.registry import load_plugins, registrar
 
 # Measurements a network proxy can read from its Probe; the probe makes the ones requested, once.
-MEASUREMENTS = ("activation_kernel", "loss_grads", "input_grad", "synflow", "size")
+MEASUREMENTS = ("activation_kernel", "loss_grads", "input_grad", "synflow", "size", "latency")
 
 
 @dataclass(frozen=True)

@@ -20,3 +20,11 @@ def params(probe: Probe, batch_size: int | None) -> float:
                 degenerate="its size as built (a baseline, blind to connectivity)")
 def flops(probe: Probe, batch_size: int | None) -> float:
     return float(probe.size()["flops"])
+
+
+@register_proxy("latency", direction=-1, uses=("latency",), batch_size=None,
+                about="measured inference latency in ms (median of latency.repeats eval-mode forwards of "
+                      "latency.batch images on this device; lower ranks higher)",
+                degenerate="its measured time as built (a cost, blind to connectivity)")
+def latency(probe: Probe, batch_size: int | None) -> float:
+    return probe.latency()

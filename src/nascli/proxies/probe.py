@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nascli.latency import LatencySettings, measure_latency_ms
 from nascli.measure import count_flops, count_params
 from nascli.proxies.base import Proxy, weight_layers
 from nascli.spaces.base import DataShape
@@ -43,7 +44,7 @@ class TrainPass:
 class Probe:
     def __init__(self, model: nn.Module, data: dict[int, list[tuple[torch.Tensor, torch.Tensor]]],
                  shape: DataShape, proxies: list[Proxy], batch_sizes: dict[str, int | None],
-                 size: dict[str, int] | None = None):
+                 size: dict[str, int] | None = None, latency: LatencySettings = LatencySettings()):
         self.model = model
         self.data = data  # batch size -> the batches of that size (in the model's memory format)
         self.shape = shape
@@ -57,6 +58,8 @@ class Probe:
         self._passes: dict[tuple[int, int], TrainPass] = {}
         self._synflow: float | None = None
         self._size = size  # params / flops, when already known for an architecture of the same size
+        self._latency_settings = latency
+        self._latency: float | None = None
 
     # -- state ---------------------------------------------------------------------------------
     def restore(self) -> None:
@@ -83,6 +86,12 @@ class Probe:
         if self._size is None:
             self._size = {"params": count_params(self.model), "flops": count_flops(self.model, self.shape)}
         return self._size
+
+    def latency(self) -> float:
+        """Milliseconds per eval-mode forward (timing reads no weights' values: no restore needed)."""
+        if self._latency is None:
+            self._latency = measure_latency_ms(self.model, self.shape, self._latency_settings)
+        return self._latency
 
     def synflow(self) -> float:
         if self._synflow is None:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from nascli.latency import latency_settings
 from nascli.measure import arch_cost
 from nascli.proxies.base import PROXIES, load_proxies
 from nascli.proxies.probe import Probe
@@ -35,6 +36,7 @@ class ScoringSetup:
     seed: int
     device: str = "cpu"
     channels_last: bool = False  # the networks and data in NHWC (measured ~40% faster for NB201 on the CPU)
+    latency: dict | None = None  # LatencySettings fields for the latency proxy (batch, repeats, warmup)
 
 
 _SPACES: dict[str, Any] = {}  # the space object of the last setup seen, per process
@@ -63,7 +65,8 @@ def score_chunk(setup: ScoringSetup, genotypes: list[dict]) -> list[dict]:
         torch.manual_seed(setup.seed)
         model = space.build(arch, setup.shape, size).to(device, memory_format=layout)
         size_key = space.size_key(arch) if setup.network == "retrain" else None
-        probe = Probe(model, data, setup.shape, proxies, setup.batch_sizes, _SIZES.get(size_key))
+        probe = Probe(model, data, setup.shape, proxies, setup.batch_sizes, _SIZES.get(size_key),
+                      latency_settings(setup.latency))
         row: dict[str, Any] = {}
         ok = True
         for proxy in proxies:
