@@ -53,7 +53,7 @@ def test_evolution_on_a_table_improves_on_its_random_start(cli, run_root, tmp_pa
     position = archs.groupby("arch_id")["evaluation"].min().to_dict()  # an architecture may come back
     assert all(position[p] < e for p, e in zip(children["parent"], children["evaluation"], strict=True))
     initial = archs[archs["generation"] == "initial"]["score"].mean()
-    assert archs["score"].iloc[-20:].mean() > initial + 3  # selection, not drift: measured +4.5 (seed 0)
+    assert archs["score"].iloc[-20:].mean() > initial + 3  # selection, not drift: measured +7.0 (seed 0)
     assert archs["score"].max() > archs[archs["generation"] == "initial"]["score"].max()
     assert archs["score"].max() == archs["bench_acc"].max()
 
