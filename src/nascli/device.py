@@ -46,6 +46,13 @@ class Runtime:
         return name + (f" [{', '.join(flags)}]" if flags else "")
 
 
+def memory_format_of(model: torch.nn.Module) -> torch.memory_format:
+    """The layout a model's conv weights are stored in, so inputs made for it match (no conversion per call)."""
+    weight = next(model.parameters())
+    nhwc = weight.dim() == 4 and not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if nhwc else torch.contiguous_format
+
+
 def resolve(cfg) -> Runtime:
     kind = str(cfg.type)
     if kind == "auto":

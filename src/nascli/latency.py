@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from nascli.device import memory_format_of
 from nascli.spaces.base import DataShape
 
 
@@ -44,8 +45,7 @@ def _sync(device: torch.device) -> None:
 def measure_latency_ms(model: nn.Module, shape: DataShape, settings: LatencySettings = LatencySettings()) -> float:
     """Median wall time in milliseconds of one eval-mode forward of `settings.batch` images."""
     weight = next(model.parameters())
-    layout = (torch.channels_last if weight.dim() == 4 and not weight.is_contiguous()
-              and weight.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+    layout = memory_format_of(model)
     x = torch.randn(settings.batch, shape.channels, shape.height, shape.width, generator=torch.Generator().manual_seed(0))
     x = x.to(weight.device, weight.dtype).contiguous(memory_format=layout)
     was_training = model.training
@@ -67,8 +67,8 @@ def measure_latency_ms(model: nn.Module, shape: DataShape, settings: LatencySett
 
 def measure_trained_latency(model: nn.Module, shape: DataShape, cfg, device: str) -> dict:
     """latency.json of a retrain: latency at `cfg.batch` and throughput at `cfg.throughput_batch`."""
-    single = LatencySettings(int(cfg.batch), int(cfg.repeats), int(cfg.warmup))
-    bulk = LatencySettings(int(cfg.throughput_batch), int(cfg.repeats), int(cfg.warmup))
+    single = latency_settings(cfg)
+    bulk = replace(single, batch=int(cfg.throughput_batch))
     latency_ms = measure_latency_ms(model, shape, single)
     bulk_ms = measure_latency_ms(model, shape, bulk)
     return {"latency_ms": round(latency_ms, 4), "batch": single.batch,

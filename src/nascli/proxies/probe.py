@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nascli.device import memory_format_of
 from nascli.latency import LatencySettings, measure_latency_ms
 from nascli.measure import count_flops, count_params
 from nascli.proxies.base import Proxy, weight_layers
@@ -211,8 +212,7 @@ def _synflow(model: nn.Module, shape: DataShape) -> float:
     """
     model.eval()
     weight = next(model.parameters())
-    layout = torch.channels_last if weight.dim() == 4 and weight.is_contiguous(
-        memory_format=torch.channels_last) and not weight.is_contiguous() else torch.contiguous_format
+    layout = memory_format_of(model)
     with positive_weights(model):
         try:
             score = _synflow_pass(model, shape, weight.device, torch.float32, layout)
