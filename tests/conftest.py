@@ -81,3 +81,13 @@ def fake_nb201_table(path: Path, n: int) -> tuple[Path, list]:
     archs = [space.sample(random.Random(i)) for i in range(n)]
     pd.DataFrame({"arch_str": [space.arch_str(a) for a in archs], "acc": np.linspace(50, 90, n)}).to_csv(path, index=False)
     return path, archs
+
+
+def share_latency_tables(src_root: Path, dst_root: Path) -> None:
+    """Give `dst_root` the per-op latency tables `src_root` measured: runs under one root read one table, so
+    their latency columns are equal (a run under a fresh root would time its own)."""
+    import shutil
+
+    cache = Path(src_root) / ".cache"
+    if cache.is_dir():
+        shutil.copytree(cache, Path(dst_root) / ".cache", dirs_exist_ok=True)

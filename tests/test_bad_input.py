@@ -85,6 +85,9 @@ def test_bad_architecture_files(case, cli, finished_run, tmp_path):
     (["search", "dataset.val_fraction=1.5"], "dataset.val_fraction=1.5 is out of range: it must be a fraction in (0, 1)"),
     (["search", "train.drop_path=2"], "train.drop_path=2.0 is out of range: it must be between 0 and 1"),
     (["search", "checkpoint.every_s=-5"], "checkpoint.every_s=-5.0 is out of range"),
+    (["search", "latency.method=guess"], "latency.method=guess is not a way to get latency"),
+    (["rank", "--sample", "2", "proxy=synflow", "objective=mnas"], "objective.target_ms=MS"),
+    (["rank", "--sample", "2", "proxy=latency", "latency.method=none"], "latency.method=none gives no latency"),
 ])
 def test_bad_arguments(args, fragment, cli, finished_run):
     root, _ = finished_run

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .conftest import TINY
+from .conftest import TINY, run_of
 
 
 def only_run(root, kind):
@@ -61,13 +61,18 @@ def test_search_then_retrain_writes_run_directories(cli, run_root):
 
 
 def test_same_seed_same_archs_csv(cli, tmp_path):
-    outputs = []
-    for i in range(2):
-        root = tmp_path / f"r{i}"
+    """Same seed and config: the same bytes under one run root. Under another root everything but the measured
+    latency (the root's own latency table) is the same."""
+    runs = []
+    for root in (tmp_path / "r0", tmp_path / "r0", tmp_path / "r1"):
         res = cli("search", "strategy=random", *TINY, "seed=3", "--run-root", root)
         assert res.exit_code == 0, res.stderr
-        outputs.append((only_run(root, "search") / "archs.csv").read_bytes())
-    assert outputs[0] == outputs[1]
+        runs.append(Path(run_of(res)))
+    assert (runs[0] / "archs.csv").read_bytes() == (runs[1] / "archs.csv").read_bytes()
+    assert (runs[0] / "ranked.csv").read_bytes() == (runs[1] / "ranked.csv").read_bytes()
+    first, other = (pd.read_csv(r / "archs.csv") for r in (runs[0], runs[2]))
+    assert "latency" in first.columns and (first["latency"] > 0).all()
+    pd.testing.assert_frame_equal(first.drop(columns="latency"), other.drop(columns="latency"))
 
 
 def test_retrain_preset_learns_digits(cli, run_root):

@@ -14,6 +14,7 @@ import pytest
 from nascli.commands.search import DATA_PARALLEL
 from nascli.resume import KILL_ENV
 from nascli.rundir import RunDir
+from tests.conftest import share_latency_tables
 
 ENV = {**os.environ, "NASCLI_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
 # The distributed resume path (rank 0 saves, broadcasts on resume) is the same code for every data-parallel
@@ -39,6 +40,8 @@ def test_two_gloo_ranks_write_one_run_agree_and_resume(strategy, tmp_path):
     small = (["space.search.channels=8", "space.retrain.channels=8"] if strategy == "smash" else
              ["space.search.channels=4", "space.search.layers=3", "space.retrain.channels=4", "space.retrain.layers=3"])
     args = [f"strategy={strategy}", "dataset=digits", "budget=smoke", "device.threads=1", "executor.workers=1", *small]
+    if strategy == "snas":  # rank 0 times the latency table and sends it: both ranks must optimise the same penalty
+        args.append("strategy.penalty.cost=latency")
     res = _torchrun([*args, "--run-root", str(tmp_path / "whole")])
     assert res.returncode == 0, res.stderr[-3000:]
     whole = _only_run(tmp_path / "whole")
@@ -53,6 +56,7 @@ def test_two_gloo_ranks_write_one_run_agree_and_resume(strategy, tmp_path):
         return
     # Rank 0 dies (SIGKILL) at its third checkpoint; torchrun stops rank 1; the same launch resumes it.
     killed_root = tmp_path / "killed"
+    share_latency_tables(tmp_path / "whole", killed_root)
     res = _torchrun([*args, "checkpoint.every_s=0", "--run-root", str(killed_root)], env={**ENV, KILL_ENV: "3"})
     assert res.returncode != 0
     killed = _only_run(killed_root)

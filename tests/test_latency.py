@@ -71,6 +71,19 @@ def test_latency_is_positive_lower_is_better_and_slower_for_convolutions():
     assert 0 < skip["latency"] < conv["latency"]  # six 3x3 convolutions per cell against six identities
 
 
+def test_bf16_timing_runs_under_autocast():
+    import torch
+
+    from nascli.latency import interleaved_ms, latency_settings
+
+    settings = latency_settings({"batch": 2, "repeats": 2, "warmup": 0}, bf16=True)
+    dtypes = []
+    layer = torch.nn.Linear(4, 4)
+    assert settings.bf16 and interleaved_ms([lambda: dtypes.append(layer(torch.ones(2, 4)).dtype)],
+                                            torch.device("cpu"), settings)[0] > 0
+    assert set(dtypes) == {torch.bfloat16}
+
+
 def test_latency_leaves_the_model_as_it_found_it():
     import torch
 
@@ -109,3 +122,139 @@ def test_retrain_times_the_trained_network_beside_its_result(cli, run_root):
     assert timing["latency_ms"] > 0 and timing["throughput_img_s"] > 0 and timing["throughput_batch"] == 16
     assert "latency_ms" not in json.loads((run.path / RunDir.RESULT).read_text())  # result.json holds no timings
     assert run.manifest["summary"]["latency_ms"] == timing["latency_ms"]
+
+
+# -- the per-op latency table -----------------------------------------------------------------------------
+QUICK = LatencySettings(batch=1, repeats=3, warmup=1)
+NB201_SMALL = ["space=nb201", "space.retrain.channels=8", "space.retrain.cells_per_stage=1"]
+
+
+def _nb201(arch_strs):
+    cfg = compose("rank", NB201_SMALL)
+    space = get_space("nb201", cfg.space)
+    return space, cfg.space.retrain, [space.make({"arch_str": s}) for s in arch_strs]
+
+
+def test_latency_table_has_the_same_keys_every_time_and_is_cached_under_the_run_root(tmp_path):
+    import torch
+
+    from nascli.latency_table import LatencyTable
+
+    space, size, archs = _nb201([ALL_SKIP, ALL_CONV])
+    tables = [LatencyTable.cached(space, QUICK, tmp_path / name, torch.device("cpu")) for name in ("a", "b")]
+    for table in tables:
+        predicted = table.predict_many(RGB, size, archs, every_op=True)
+        assert all(ms > 0 for ms in predicted)
+        table.save()
+    assert tables[0].ops.keys() == tables[1].ops.keys() and tables[0].skeletons.keys() == tables[1].skeletons.keys()
+    # every op of the space at each slot of the networks: 5 ops x 3 stages (8, 16, 32 channels)
+    assert len(tables[0].ops) == 5 * 3 and len(tables[0].skeletons) == 1
+    assert tables[0].path.parent == tmp_path / "a" / ".cache" / "latency"
+    again = LatencyTable.cached(space, QUICK, tmp_path / "a", torch.device("cpu"))
+    assert again.ops == tables[0].ops  # read back, not re-timed
+    assert again.predict_many(RGB, size, archs) == tables[0].predict_many(RGB, size, archs) and again.measured == 0
+    other = LatencyTable.cached(space, LatencySettings(batch=4, repeats=3, warmup=1), tmp_path / "a", torch.device("cpu"))
+    assert other.path != tables[0].path and not other.ops  # another batch is another table
+
+
+def test_table_sum_orders_measured_latency():
+    """Statistical, not timed: the table's sums order cells of clearly different cost as timing does."""
+    import torch
+    from scipy import stats
+
+    from nascli.latency import interleaved_ms, timing_input
+    from nascli.latency_table import LatencyTable
+
+    half = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    ones = "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_1x1~0|nor_conv_1x1~1|nor_conv_1x1~2|"
+    space, size, archs = _nb201([ALL_SKIP, ones, half, ALL_CONV])
+    settings = LatencySettings(batch=8, repeats=7, warmup=2)
+    table = LatencyTable(space, settings)
+    predicted = table.predict_many(RGB, size, archs)
+    models = []
+    for arch in archs:
+        torch.manual_seed(0)
+        models.append(space.build(arch, RGB, size).eval())
+    with torch.no_grad():
+        measured = interleaved_ms([lambda m=m, x=timing_input(m, 8, 3, 16, 16): m(x) for m in models],
+                                  torch.device("cpu"), settings)
+    assert stats.spearmanr(predicted, measured).statistic > 0
+    assert predicted[0] < predicted[-1]  # six identities against six 3x3 convolutions
+
+
+def test_latency_penalty_moves_alpha_toward_cheaper_ops():
+    import torch
+
+    from nascli.latency_table import LatencyTable
+    from nascli.strategies.snas.penalty import PenaltyConfig, ResourcePenalty
+    from nascli.supernet import build_supernet
+
+    cfg = compose("search", ["strategy=snas", *NB201_SMALL, "space.search.channels=4"])
+    space = get_space("nb201", cfg.space)
+    net = build_supernet(space, RGB)
+    table = LatencyTable(space, QUICK)
+    penalty = ResourcePenalty(net, RGB, PenaltyConfig(preset="none", weight=1.0, cost="latency",
+                                                      estimator="expected"), table, space)
+    alphas = {"cell": torch.zeros(net.num_edges, len(net.ops), requires_grad=True)}
+    before = torch.softmax(alphas["cell"], -1).detach()
+    penalty.loss({}, alphas).backward()
+    with torch.no_grad():
+        alphas["cell"] -= 1.0 * alphas["cell"].grad
+    after = torch.softmax(alphas["cell"], -1).detach()
+    conv, skip = net.ops.index("nor_conv_3x3"), net.ops.index("skip_connect")
+    assert (after[:, conv] < before[:, conv]).all() and (after[:, skip] > before[:, skip]).all()
+    assert penalty.fixed_ms > 0 and float(penalty.expected_latency_ms({"cell": before})) > penalty.fixed_ms
+
+    # MnasNet's hard target: nothing to pay (no gradient) under the target, a cost above it
+    expected = float(penalty.expected_latency_ms({"cell": before}))
+    for target, pays in ((expected * 10, False), (expected / 10, True)):
+        hard = ResourcePenalty(net, RGB, PenaltyConfig(cost="latency", target_ms=target, estimator="expected"),
+                               table, space)
+        a = {"cell": torch.zeros(net.num_edges, len(net.ops), requires_grad=True)}
+        loss = hard.loss({}, a)
+        loss.backward()
+        assert (float(loss.detach()) > 0) == pays and (a["cell"].grad.abs().sum() > 0) == pays
+    soft = ResourcePenalty(net, RGB, PenaltyConfig(cost="latency", target_ms=expected * 10, target_form="soft",
+                                                   estimator="expected"), table, space)
+    assert float(soft.loss({}, {"cell": torch.zeros(net.num_edges, len(net.ops))})) < 0  # faster: a reward
+
+
+def test_penalty_settings_are_checked():
+    from nascli.errors import UserError
+    from nascli.strategies.snas.penalty import PenaltyConfig, check_penalty
+
+    for bad in (PenaltyConfig(cost="money"), PenaltyConfig(target_ms=10.0), PenaltyConfig(cost="latency", target_ms=-1.0),
+                PenaltyConfig(cost="latency", target_form="gentle"), PenaltyConfig(metrics=["watts"])):
+        with pytest.raises(UserError):
+            check_penalty(bad)
+
+
+def test_mnas_reward_is_the_papers_formula():
+    import math
+
+    from nascli.objectives import MnasObjective
+
+    soft = MnasObjective(target_ms=10.0)
+    assert soft.reward(0.8, 10.0) == pytest.approx(0.8)
+    assert soft.reward(0.8, 20.0) == pytest.approx(0.8 * 2 ** -0.07)  # 2x slower costs ~4.7%
+    assert soft.reward(0.8, 5.0) == pytest.approx(0.8 * 0.5 ** -0.07)  # faster earns a little
+    hard = MnasObjective(target_ms=10.0, w=-1.0, w_below=0.0)
+    assert hard.reward(0.8, 5.0) == pytest.approx(0.8) and hard.reward(0.8, 20.0) == pytest.approx(0.4)
+    assert math.isnan(soft.reward(-1.0, 5.0)) and math.isnan(soft.reward(0.8, float("nan")))
+
+
+def test_rank_by_mnas_reward_with_table_latency_and_correlate_a_cost(cli, run_root):
+    res = cli("rank", "--sample", "4", *NB201_SMALL, "dataset=digits", "proxy=params,latency", "latency.method=table",
+              "latency.repeats=3", "objective=mnas", "objective.target_ms=1", "executor.workers=1",
+              "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    run = RunDir.open(run_of(res))
+    ranked = run.read_frame(RunDir.RANKED)
+    assert list(ranked.columns[:5]) == ["rank", "index", "arch_id", "score", "status"] and (ranked["latency"] > 0).all()
+    expected = ranked["params"] * (ranked["latency"] / 1.0) ** -0.07
+    np.testing.assert_allclose(ranked["mnas"], expected, rtol=1e-9)
+    assert ranked["score"].is_monotonic_decreasing and "pareto_latency" in ranked.columns
+    assert run.manifest["objective"]["score"] == "params" and ".cache/latency" in run.manifest["latency_table"]
+    res = cli("correlate", str(run.path), "proxy=flops", "truth=latency", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    assert "truth: column latency" in res.output

@@ -22,6 +22,7 @@ import pytest
 from nascli.resume import KILL_ENV
 from nascli.rundir import RunDir
 from nascli.strategies.base import STRATEGIES, load_strategy_plugins
+from tests.conftest import share_latency_tables
 
 load_strategy_plugins()
 
@@ -95,11 +96,12 @@ def _killed_once(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def killed_random(_killed_once, tmp_path) -> Path:
+def killed_random(_killed_once, reference, tmp_path) -> Path:
     """A random search SIGKILLed right after its 2nd checkpoint, copied into this test's run root (a run
     directory may move: nothing in it names its own path)."""
     import shutil
 
+    share_latency_tables(reference("random").parent.parent, tmp_path)  # resumed to the end, it must match it
     return Path(shutil.copytree(_killed_once, tmp_path / "search" / _killed_once.name))
 
 
@@ -111,6 +113,7 @@ def test_killed_three_times_then_resumed_equals_uninterrupted(kind, reference, t
     assert total >= 4, f"{kind} saves only {total} checkpoints at this budget: too few kill points"
     points = sorted(random.Random(f"kill-{kind}").sample(range(1, total), 3))
     run_kind = "search" if kind in SEARCH else "retrain"
+    share_latency_tables(ref.parent.parent, tmp_path)
     res = nas(*command(kind), "--run-root", tmp_path, kill_after=points[0])
     assert res.returncode == -signal.SIGKILL, res.stderr
     run = only_run(tmp_path, run_kind)

@@ -48,8 +48,10 @@ class Runtime:
 
 def memory_format_of(model: torch.nn.Module) -> torch.memory_format:
     """The layout a model's conv weights are stored in, so inputs made for it match (no conversion per call)."""
-    weight = next(model.parameters())
-    nhwc = weight.dim() == 4 and not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+    weight = next((p for p in model.parameters() if p.dim() == 4), None)
+    if weight is None:
+        return torch.contiguous_format
+    nhwc = not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
     return torch.channels_last if nhwc else torch.contiguous_format
 
 

@@ -57,6 +57,7 @@ class SearchConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     executor: Any = None  # where independent candidates train (random search, pnas children)
     tracking: Any = None  # experiment tracker (none | tensorboard | mlflow)
+    latency: LatencyConfig = field(default_factory=lambda: LatencyConfig(method="table"))  # results' latency column
     top: int = 10  # rows in the final table
 
 
@@ -66,6 +67,7 @@ class LatencyConfig:
     repeats: int = 20  # timed forwards; the median is reported
     warmup: int = 3  # untimed forwards first
     throughput_batch: int = 64  # nas retrain: images per forward for throughput_img_s
+    method: str = "measured"  # measured: time each network | table: per-op lookup table sum | none (search only)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class RankConfig:
     network: str = "retrain"  # which network size a proxy sees: retrain (what gets trained) | search
     top: int = 10  # rows in the printed table
     latency: LatencyConfig = field(default_factory=LatencyConfig)  # the latency proxy's timing
+    objective: Any = None  # score (the first score column) | mnas (MnasNet's reward with the latency column)
     space: Any = None
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)

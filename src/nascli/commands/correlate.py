@@ -184,7 +184,8 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
         if missing:
             excluded["no_truth"] = missing
         frame = frame[frame[truth].notna()]
-        described += f" (truth: benchmark column {truth})"
+        kind = "benchmark column" if truth.startswith(BENCH_PREFIX) else "column"
+        described += f" (truth: {kind} {truth})"
     if frame.empty:
         raise UserError(f"no architecture of {run.path} has a true accuracy; retrain some first "
                         f"(`nas retrain {run.path} --sample 8`)")

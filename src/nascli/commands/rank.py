@@ -19,6 +19,9 @@ from nascli.errors import UserError
 from nascli.executors import Executor, make_executor
 from nascli.executors.base import TaskFailure
 from nascli.groundtruth import open_table
+from nascli.latency import latency_settings
+from nascli.latency_table import LatencyTable, check_method, has_table, latency_column
+from nascli.objectives import objective_of
 from nascli.progress import progress_bar
 from nascli.proxies import PROXIES, ProxyPlan, plan_proxies
 from nascli.proxies.scoring import ScoringSetup, score_chunk
@@ -91,6 +94,11 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
     if int(cfg.chunk) < 1 or int(cfg.batches) < 1 or (cfg.batch_size is not None and int(cfg.batch_size) < 1):
         raise UserError("chunk, batches and batch_size must be positive integers")
     plan = plan_proxies(cfg.proxy, _names(cfg.rank_mean)) if cfg.proxy is not None else None
+    objective = objective_of(cfg.get("objective"))
+    if plan and "latency" in plan.columns and str(cfg.latency.method) == "table" and not has_table(space):
+        raise UserError(f"space '{space.name}' has no per-op latency table; use latency.method=measured")
+    if check_method(str(cfg.latency.method)) == "none" and (objective or (plan and "latency" in plan.columns)):
+        raise UserError("latency.method=none gives no latency to rank by; use latency.method=measured or table")
     archset = load_arch_set(refs, space, sample, int(cfg.seed), every)
     runtime = resolve(cfg.device)
     executor = make_executor(cfg.executor, cfg.device)
@@ -117,6 +125,9 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
                       for s, extra in zip(scores, extras, strict=True)]
             status = ["ok" if math.isfinite(s) else "failed" for s in scores]
             directions = {columns[0]: 1}
+        if objective is not None:
+            columns = _mnas_column(objective, values, status, columns, directions, archset.archs, cfg, space,
+                                   splits.shape, runtime, run)
         seconds = time.perf_counter() - started
         first = columns[0]
         candidates = [Candidate(a, directions[first] * v.get(first, float("nan")), st,
@@ -142,6 +153,45 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
         run.update_manifest(summary=summary)
     return RankOutcome(run, ranked, columns, truth_column, seconds, {c: directions[c] for c in columns},
                        summary["failed"], summary.get("degenerate", 0))
+
+
+def _mnas_column(objective, values, status, columns, directions, archs, cfg, space, shape, runtime, run) -> list[str]:
+    """Put MnasNet's reward first: `mnas` = first score column x (latency / target)^w. Latency comes from the
+    latency proxy's column when it was asked for, else from latency.method (measured or table) here."""
+    score_column = next((c for c in columns if c != "latency"), None)
+    if score_column is None:
+        raise UserError("objective=mnas rewards a score by its latency: ask for a score too, e.g. "
+                        "proxy=synflow,latency, or rank a search run's strategy scores")
+    if all("latency" in v for v in values):
+        latency = [v["latency"] for v in values]
+    else:
+        by_id, how = latency_column(archs, space, shape, space.cfg[cfg.network], cfg.latency, run.path.parent.parent,
+                                    runtime.device, runtime.channels_last, runtime.amp)
+        latency = [by_id.get(a.arch_id, math.nan) for a in archs]
+        run.update_manifest(latency=how)
+    for i, (v, ms) in enumerate(zip(values, latency, strict=True)):
+        v["latency"] = ms
+        v["mnas"] = objective.reward(float(v.get(score_column, math.nan)), float(ms))
+        if not math.isfinite(v["mnas"]) and status[i] == "ok":
+            status[i] = "failed"
+            v["mnas_error"] = f"no reward: {score_column}={v.get(score_column)} latency={ms} (both must be > 0)"
+    directions["mnas"] = 1
+    run.update_manifest(objective={"name": "mnas", "score": score_column, "target_ms": objective.target_ms,
+                                   "w": objective.w, "w_below": objective.w_below})
+    return ["mnas", *columns]
+
+
+def _latency_table(plan: ProxyPlan, cfg: DictConfig, space, shape, runtime, archs, run: RunDir) -> dict | None:
+    """latency.method=table: the run root's table for this device, extended here (before any worker starts) to
+    every op at every slot of the first architectures' networks, so that workers only sum."""
+    if "latency" not in [p.name for p in plan.network] or check_method(str(cfg.latency.method)) != "table":
+        return None
+    table = LatencyTable.cached(space, latency_settings(cfg.latency, runtime.amp), run.path.parent.parent,
+                                runtime.device, runtime.channels_last)
+    table.predict_many(shape, space.cfg[cfg.network], archs[:3], every_op=True)
+    table.save()
+    run.update_manifest(latency_table=str(table.path))
+    return table.state()
 
 
 def _names(value) -> list[str] | None:
@@ -176,7 +226,8 @@ def proxy_scores(plan: ProxyPlan, archs, cfg: DictConfig, space, splits, runtime
             for bs in sorted({b for b in sizes.values() if b is not None})}
     setup = ScoringSetup(space.name, OmegaConf.to_container(cfg.space), cfg.network, splits.shape,
                          [p.name for p in plan.network], sizes, data, int(cfg.seed), str(runtime.device),
-                         runtime.channels_last, OmegaConf.to_container(cfg.latency))
+                         runtime.channels_last, {**OmegaConf.to_container(cfg.latency), "bf16": runtime.amp},
+                         _latency_table(plan, cfg, space, splits.shape, runtime, archs, run))
     chunk = int(cfg.chunk)
     tasks = [[a.genotype for a in archs[i:i + chunk]] for i in range(0, len(archs), chunk)]
     rows: list[dict | None] = [None] * len(archs)

@@ -153,7 +153,7 @@ def _train(run: RunDir, arch: Arch, cfg: DictConfig, setup: _Setup, saved: dict 
         }
         run.save_plot("curves.png", curves_figure(history, f"retrain {arch.arch_id} on {cfg.dataset.name}"))
         run.write_json(RunDir.RESULT, result)
-        timing = measure_trained_latency(model, splits.shape, cfg.latency, runtime.describe())
+        timing = measure_trained_latency(model, splits.shape, cfg.latency, runtime.describe(), runtime.amp)
         run.write_json(RunDir.LATENCY, timing)
         run.log(event="timing", train_seconds=round(train_seconds, 2), **checkpointer.summary())
         run.update_manifest(summary={**{k: result[k] for k in ("val_acc", "test_acc", "params", "flops")},

@@ -22,6 +22,7 @@ from nascli.errors import UserError
 from nascli.executors import make_executor
 from nascli.figures import scores_figure
 from nascli.groundtruth import open_table
+from nascli.latency_table import check_method, latency_column
 from nascli.results import BENCH_PREFIX, candidates_frame, rank_frame
 from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
 from nascli.rundir import RunDir
@@ -133,6 +134,8 @@ def _prepare(cfg: DictConfig):
     strategy_cls = strategy_class(cfg.strategy.name)
     executor = make_executor(cfg.executor, cfg.device)  # a missing engine is named before any work
     check_tracker(cfg)
+    if cfg.get("latency") is not None:
+        check_method(str(cfg.latency.method))
     if strategy_cls.spaces is not None and cfg.space.name not in strategy_cls.spaces:
         raise UserError(f"strategy '{cfg.strategy.name}' searches {', '.join(strategy_cls.spaces)}, "
                         f"not '{cfg.space.name}'; pick space={strategy_cls.spaces[0]}")
@@ -163,6 +166,7 @@ def _search(ctx: SearchContext, strategy_cls: type[Strategy], saved: dict | None
         candidates = strategy.search(ctx)
         seconds = time.perf_counter() - started
         frame = candidates_frame(candidates, space, splits.shape, table)
+        latency_method = _add_latency(frame, ctx, [c.arch for c in candidates])
         ranked = rank_frame(frame)
         if ranked.empty:
             raise RuntimeError("every candidate failed; see metrics.jsonl and archs.csv for the errors")
@@ -176,7 +180,7 @@ def _search(ctx: SearchContext, strategy_cls: type[Strategy], saved: dict | None
         summary = {"search_seconds": round(seconds, 2), "candidates": len(frame),
                    "failed": int((frame["status"] != "ok").sum()), "best_arch_id": best.arch_id,
                    "best_score": _float(ranked.set_index("arch_id").loc[best.arch_id, "score"]),
-                   "selected_by": "strategy" if _selected(candidates) else "score",
+                   "selected_by": "strategy" if _selected(candidates) else "score", "latency": latency_method,
                    **ctx.checkpointer.summary()}
         if truth_column and truth_column in ranked.columns:
             summary["best_truth"] = {cfg.benchmark.metric: _float(ranked.set_index("arch_id").loc[best.arch_id,
@@ -186,6 +190,19 @@ def _search(ctx: SearchContext, strategy_cls: type[Strategy], saved: dict | None
         run.update_manifest(summary=summary)
         discard_resume(run)
     return SearchOutcome(run, ranked, best, truth_column, seconds, list(ctx.warnings), cfg)
+
+
+def _add_latency(frame, ctx: SearchContext, archs) -> str:
+    """The `latency` column (ms, retrain-size network on this device), after `flops`; returns how it was got.
+    Rank 0 only: the other ranks' results are never written."""
+    if ctx.cfg.get("latency") is None or not distributed.is_main() or frame.empty:
+        return "none"
+    latencies, how = latency_column(archs, ctx.space, ctx.splits.shape, ctx.space.cfg.retrain, ctx.cfg.latency,
+                                    ctx.run.path.parent.parent, ctx.runtime.device, ctx.runtime.channels_last,
+                                    ctx.runtime.amp)
+    if latencies:
+        frame.insert(frame.columns.get_loc("flops") + 1, "latency", frame["arch_id"].map(latencies))
+    return how
 
 
 def _continue_from(ctx: SearchContext, strategy: Strategy, saved: dict) -> None:

@@ -45,7 +45,8 @@ class TrainPass:
 class Probe:
     def __init__(self, model: nn.Module, data: dict[int, list[tuple[torch.Tensor, torch.Tensor]]],
                  shape: DataShape, proxies: list[Proxy], batch_sizes: dict[str, int | None],
-                 size: dict[str, int] | None = None, latency: LatencySettings = LatencySettings()):
+                 size: dict[str, int] | None = None, latency=None):
+        """`latency`: (model, shape) -> ms, the latency proxy's clock (default: measured, LatencySettings())."""
         self.model = model
         self.data = data  # batch size -> the batches of that size (in the model's memory format)
         self.shape = shape
@@ -59,7 +60,7 @@ class Probe:
         self._passes: dict[tuple[int, int], TrainPass] = {}
         self._synflow: float | None = None
         self._size = size  # params / flops, when already known for an architecture of the same size
-        self._latency_settings = latency
+        self._latency_fn = latency or (lambda model, shape: measure_latency_ms(model, shape, LatencySettings()))
         self._latency: float | None = None
 
     # -- state ---------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ class Probe:
     def latency(self) -> float:
         """Milliseconds per eval-mode forward (timing reads no weights' values: no restore needed)."""
         if self._latency is None:
-            self._latency = measure_latency_ms(self.model, self.shape, self._latency_settings)
+            self._latency = float(self._latency_fn(self.model, self.shape))
         return self._latency
 
     def synflow(self) -> float:

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from nascli.latency import latency_settings
+from nascli.latency import latency_settings, measure_latency_ms
+from nascli.latency_table import LatencyTable
 from nascli.measure import arch_cost
 from nascli.proxies.base import PROXIES, load_proxies
 from nascli.proxies.probe import Probe
@@ -36,7 +37,8 @@ class ScoringSetup:
     seed: int
     device: str = "cpu"
     channels_last: bool = False  # the networks and data in NHWC (measured ~40% faster for NB201 on the CPU)
-    latency: dict | None = None  # LatencySettings fields for the latency proxy (batch, repeats, warmup)
+    latency: dict | None = None  # the latency proxy's `latency:` node (method, batch, repeats, warmup)
+    latency_table: dict | None = None  # latency.method=table: the table's entries, timed by the parent
 
 
 _SPACES: dict[str, Any] = {}  # the space object of the last setup seen, per process
@@ -59,14 +61,14 @@ def score_chunk(setup: ScoringSetup, genotypes: list[dict]) -> list[dict]:
     layout = torch.channels_last if setup.channels_last else torch.contiguous_format
     data = {bs: [(x.to(device).contiguous(memory_format=layout), y.to(device)) for x, y in batches]
             for bs, batches in setup.data.items()}
+    clock = _latency_clock(setup, space, device)
     rows = []
     for genotype in genotypes:
         arch = space.make(genotype)
         torch.manual_seed(setup.seed)
         model = space.build(arch, setup.shape, size).to(device, memory_format=layout)
         size_key = space.size_key(arch) if setup.network == "retrain" else None
-        probe = Probe(model, data, setup.shape, proxies, setup.batch_sizes, _SIZES.get(size_key),
-                      latency_settings(setup.latency))
+        probe = Probe(model, data, setup.shape, proxies, setup.batch_sizes, _SIZES.get(size_key), clock)
         row: dict[str, Any] = {}
         ok = True
         for proxy in proxies:
@@ -89,3 +91,13 @@ def score_chunk(setup: ScoringSetup, genotypes: list[dict]) -> list[dict]:
         row["status"] = "ok" if ok else "failed"
         rows.append(row)
     return rows
+
+
+def _latency_clock(setup: ScoringSetup, space, device: torch.device):
+    """How the latency proxy gets a network's milliseconds: timed, or summed from the parent's table (an entry
+    the table lacks is timed here and kept for this process only)."""
+    settings = latency_settings(setup.latency)
+    if setup.latency_table is None:
+        return lambda model, shape: measure_latency_ms(model, shape, settings)
+    table = LatencyTable(space, settings, device, setup.channels_last).load_state(setup.latency_table)
+    return table.predict_ms

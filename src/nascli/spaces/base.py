@@ -83,6 +83,11 @@ class SearchSpace(ABC):
     def build(self, arch: Arch, shape: DataShape, net: Any, auxiliary: bool = False) -> nn.Module:
         """A fixed network for `arch`; `net` is the size node (cfg.search or cfg.retrain)."""
 
+    def op_module(self, name: str, c: int, stride: int) -> nn.Module:
+        """The stand-alone module of candidate op `name` as this space's networks run it (latency tables)."""
+        raise UserError(f"space '{self.name}' has no per-op latency table (its networks are not built from "
+                        "candidate ops on cell edges); time whole networks with proxy=latency latency.method=measured")
+
     # -- ground truth ----------------------------------------------------------------
     def benchmark_key(self, arch: Arch) -> str:
         """The key of `arch` in a tabular benchmark (spaces with has_benchmark only)."""

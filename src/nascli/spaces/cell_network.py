@@ -29,6 +29,7 @@ class Cell(nn.Module):
         self.multiplier = len(self.concat)
         self.c = c
         self.edges = nn.ModuleList()
+        self.op_names = [op for node in self.nodes for op, _ in node]  # edges[k] runs op_names[k] (latency tables)
         for node in self.nodes:
             for op, src in node:
                 stride = 2 if reduction and src < 2 else 1

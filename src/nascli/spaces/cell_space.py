@@ -14,6 +14,7 @@ from typing import Any
 from nascli.errors import UserError
 from nascli.spaces.base import DataShape, SearchSpace, expect
 from nascli.spaces.cell_network import CellNetwork
+from nascli.spaces.ops import make_op
 
 
 @dataclass
@@ -152,6 +153,9 @@ class CellSpace(SearchSpace):
         expect(all(2 <= i < num_nodes + 2 for i in concat),
                f"'{cell_type}_concat' {concat} must index nodes 2..{num_nodes + 1}")
         return sorted(set(concat))
+
+    def op_module(self, name: str, c: int, stride: int):
+        return make_op(name, c, stride)
 
     def build(self, arch, shape: DataShape, net, auxiliary: bool = False):
         return CellNetwork(arch.genotype, shape.channels, shape.num_classes, int(net.channels),

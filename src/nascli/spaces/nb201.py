@@ -59,6 +59,7 @@ class InferCell(nn.Module):
     def __init__(self, ops: list[str], c: int):
         super().__init__()
         self.edges = nn.ModuleList(nb201_op(op, c) for op in ops)
+        self.op_names = list(ops)  # edges[k] runs op_names[k] (latency tables)
 
     def forward(self, x):
         nodes = [x]
@@ -237,6 +238,10 @@ class NB201Space(SearchSpace):
         live = [[[op if (op != "none" and fed[src] and reaches[i]) else "none", src] for op, src in node]
                 for i, node in enumerate(cell, start=1)]
         return to_arch_str(live)
+
+    def op_module(self, name: str, c: int, stride: int) -> nn.Module:
+        expect(stride == 1, "nb201 cells have no strided ops")
+        return nb201_op(name, c)
 
     def build(self, arch, shape: DataShape, net, auxiliary: bool = False):
         if auxiliary:

@@ -69,20 +69,45 @@ def _uniform_sample(edges: int, k: int, device):
     return Sample(torch.full((edges, k), 1.0 / k, device=device))
 
 
-def op_costs(net: Supernet, shape) -> dict[str, torch.Tensor]:
-    """cell type -> (cells of that type) x E x K x 3 tensor of (params, flops, mac)."""
+def edge_slots(net: Supernet, shape):
+    """(cell type, cell index within its type, edge, op index, op name, channels, stride, input height, width)
+    for every op of every mixed edge. A reduction cell's edges from its own nodes see the halved map."""
     sizes = cell_input_sizes(net, shape)
-    per_type: dict[str, list[torch.Tensor]] = {t: [] for t in net.cell_types}
-    cache: dict[tuple, tuple[float, float, float]] = {}
+    seen: dict[str, int] = {}
     for (kind, cell), (h, w) in zip(net.search_cells(), sizes, strict=True):
-        table = torch.zeros(net.num_edges, len(net.ops), len(METRICS))
-        for group, edges in zip(cell.groups, cell.group_edges, strict=True):
+        index = seen[kind] = seen.get(kind, -1) + 1
+        for j, (group, edges) in enumerate(zip(cell.groups, cell.group_edges, strict=True)):
+            gh, gw = ((h + 1) // 2, (w + 1) // 2) if cell.reduction and j >= cell.n_inputs else (h, w)
             for edge in edges:
                 for k, name in enumerate(net.ops):
-                    key = (name, cell.c, group.stride, h, w)
-                    if key not in cache:
-                        x = torch.zeros(1, cell.c, h, w)
-                        cache[key] = measure_op(_op_module(net, name, cell.c, group.stride), x)
-                    table[edge, k] = torch.tensor(cache[key])
-        per_type[kind].append(table)
-    return {t: torch.stack(v) for t, v in per_type.items() if v}
+                    yield kind, index, edge, k, name, cell.c, group.stride, gh, gw
+
+
+def _per_type(net: Supernet, values: dict[tuple, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
+    counts = net.cell_counts()
+    out = {t: torch.zeros(n, net.num_edges, len(net.ops), depth) for t, n in counts.items() if n}
+    for (kind, index, edge, k), value in values.items():
+        out[kind][index, edge, k] = value
+    return out
+
+
+def op_costs(net: Supernet, shape) -> dict[str, torch.Tensor]:
+    """cell type -> (cells of that type) x E x K x 3 tensor of (params, flops, mac)."""
+    cache: dict[tuple, tuple[float, float, float]] = {}
+    values = {}
+    for kind, index, edge, k, name, c, stride, h, w in edge_slots(net, shape):
+        key = (name, c, stride, h, w)
+        if key not in cache:
+            cache[key] = measure_op(_op_module(net, name, c, stride), torch.zeros(1, c, h, w))
+        values[kind, index, edge, k] = torch.tensor(cache[key])
+    return _per_type(net, values, len(METRICS))
+
+
+def op_latencies(net: Supernet, shape, table) -> dict[str, torch.Tensor]:
+    """cell type -> (cells of that type) x E x K tensor of each op's latency in ms from a LatencyTable
+    (latency_table.py) of the space: the op timed stand-alone at the edge's channels, stride and map size."""
+    slots = list(edge_slots(net, shape))
+    table.ensure([(name, c, stride, h, w) for *_, name, c, stride, h, w in slots])
+    values = {(kind, index, edge, k): torch.tensor([table.op_ms(name, c, stride, h, w)])
+              for kind, index, edge, k, name, c, stride, h, w in slots}
+    return {t: v[..., 0] for t, v in _per_type(net, values, 1).items()}

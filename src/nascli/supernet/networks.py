@@ -248,14 +248,14 @@ class NB201Supernet(Supernet):
         return {"cell": cell}
 
 
-def build_supernet(space: SearchSpace, shape: DataShape, dense_max_pixels: int = 64) -> Supernet:
-    """The supernet of `space` at its search size (space.cfg.search)."""
+def build_supernet(space: SearchSpace, shape: DataShape, dense_max_pixels: int = 64, size=None) -> Supernet:
+    """The supernet of `space` at its search size (space.cfg.search), or at `size` (e.g. space.cfg.retrain)."""
     from nascli.errors import UserError
 
     if space.name not in SUPERNETS:
         raise UserError(f"no supernet for space '{space.name}'; supernet strategies search "
                         f"{', '.join(sorted(SUPERNETS))}")
-    net = space.cfg.search
+    net = size if size is not None else space.cfg.search
     if space.name == "darts":
         return DartsSupernet(shape, int(net.channels), int(net.layers), int(space.cfg.nodes),
                              int(net.stem_multiplier), dense_max_pixels)

@@ -27,10 +27,12 @@ from nascli import distributed
 from nascli.arch import Arch
 from nascli.data import Split
 from nascli.errors import UserError
+from nascli.latency import latency_settings
+from nascli.latency_table import LatencyTable
 from nascli.progress import progress_bar
 from nascli.spaces.ops import PARAMETER_FREE
 from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
-from nascli.strategies.snas.penalty import PenaltyConfig, ResourcePenalty
+from nascli.strategies.snas.penalty import PenaltyConfig, ResourcePenalty, check_penalty
 from nascli.strategies.snas.relaxation import entropy, gumbel_like, sample, temperature
 from nascli.supernet import Supernet, build_supernet
 from nascli.supernet.evaluate import child_accuracy, supernet_accuracy
@@ -110,6 +112,7 @@ class Snas(TrainedStrategy):
             raise UserError("strategy.tau_initial and strategy.tau_final must be positive")
         if cfg.penalty.form not in ("log", "linear") or cfg.penalty.estimator not in ("reparam", "expected"):
             raise UserError("strategy.penalty.form is log|linear and strategy.penalty.estimator is reparam|expected")
+        check_penalty(cfg.penalty)
         if cfg.epochs < 1:
             raise UserError("strategy.epochs must be at least 1")
         if cfg.alpha_optimizer not in ("adam", "sgd"):
@@ -131,6 +134,27 @@ class Snas(TrainedStrategy):
             with torch.no_grad():
                 for t, a in self.alphas.items():
                     a.copy_(self._state["alphas"][t])
+
+    def _penalty(self, ctx: SearchContext) -> ResourcePenalty:
+        """The resource penalty; with cost=latency its table is timed (or read from the run root's cache) by
+        rank 0 and sent to the other ranks, so that every rank optimises the same objective."""
+        cfg, rt = self.cfg, ctx.runtime
+        if cfg.penalty.cost != "latency":
+            return ResourcePenalty(self.net, ctx.splits.shape, cfg.penalty)
+        root = ctx.run.path.parent.parent if ctx.run is not None else None
+        table = LatencyTable.cached(ctx.space, latency_settings(ctx.cfg.get("latency"), rt.amp), root, rt.device,
+                                    rt.channels_last)
+        penalty = None
+        if distributed.is_main():
+            penalty = ResourcePenalty(self.net, ctx.splits.shape, cfg.penalty, table, ctx.space)
+            table.save()
+        state = distributed.broadcast(table.state() if distributed.is_main() else None)
+        if penalty is None:
+            table.load_state(state)
+            penalty = ResourcePenalty(self.net, ctx.splits.shape, cfg.penalty, table, ctx.space)
+        ctx.log(event="latency_table", path=str(table.path) if table.path else None, entries=len(table.ops),
+                fixed_ms=round(penalty.fixed_ms, 4))
+        return penalty
 
     def _loaders(self, ctx: SearchContext):
         cfg, splits, rt = self.cfg, ctx.splits, ctx.runtime
@@ -160,7 +184,7 @@ class Snas(TrainedStrategy):
         cfg = self.cfg
         self._build(ctx)
         net, alphas, rt = self.net, self.alphas, ctx.runtime
-        penalty = ResourcePenalty(net, ctx.splits.shape, cfg.penalty)
+        penalty = self._penalty(ctx)
         loader, alpha_loader, calib, val = self._loaders(ctx)
         epochs = int(cfg.epochs)
         opt_w = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -324,6 +348,8 @@ class Snas(TrainedStrategy):
             "supernet_acc": supernet_acc, "child_acc": child_acc,
             "expected_cost": float(penalty.expected({t: p.to(rt.device) for t, p in probs.items()})),
             "expected_params": penalty.expected_params(alphas),
+            **({"expected_latency_ms": float(penalty.expected_latency_ms({t: p.to(rt.device) for t, p in probs.items()}))}
+               if penalty.latency_ms is not None else {}),
             "entropy": {t: entropy(a).tolist() for t, a in alphas.items()},
             "mean_entropy": {t: float(entropy(a).mean()) for t, a in alphas.items()},
             "op_probs": {t: dict(zip(net.ops, p.mean(0).tolist(), strict=True)) for t, p in probs.items()},
