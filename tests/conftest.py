@@ -10,6 +10,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # `make test` runs two pytest workers on two cores: one thread each (and in every process a test starts),
+    # or their intra-op threads oversubscribe the cores and every timing in the suite thrashes.
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+
 
 def shared_dir() -> Path | None:
     """../shared beside the checkout (or $NASCLI_SHARED); None when absent (tests then skip)."""

@@ -13,7 +13,7 @@ import pytest
 from nascli.executors.base import EXECUTORS, TaskFailure, load_executor_plugins, make_executor
 from nascli.rundir import RunDir
 
-from .conftest import run_of
+from .conftest import run_of, share_latency_tables
 
 load_executor_plugins()
 
@@ -46,6 +46,7 @@ def sequential(tmp_path_factory):
 
 @pytest.mark.parametrize("name", sorted(EXECUTORS))
 def test_every_engine_gives_the_archs_csv_of_one_process(name, sequential, cli, tmp_path):
+    share_latency_tables(sequential.path.parent.parent, tmp_path)  # the same root's table: the same latency column
     res = cli("search", *SMOKE, *engine_args(name, tmp_path), "--run-root", tmp_path)
     assert res.exit_code == 0, res.output
     run = RunDir.open(run_of(res))
