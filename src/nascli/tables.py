@@ -34,12 +34,17 @@ def ranked_table(ranked: pd.DataFrame, title: str, top: int, truth_column: str |
                          no_wrap=True)
     for col in ("params", "flops"):
         table.add_column(col, justify="right", no_wrap=True)
+    timed = "latency" in ranked.columns and "latency" not in shown  # a search's table-predicted latency
+    if timed:
+        table.add_column("latency ms", justify="right", no_wrap=True)
     if truth_column:
         table.add_column(truth_column, style="magenta", justify="right")
     table.add_column("architecture", overflow="fold")
     for _, row in ranked.head(top).iterrows():
         cells = [str(int(row["rank"])), row["arch_id"], *[_score(row.get(c)) for c in shown],
                  human(row.get("params")), human(row.get("flops"))]
+        if timed:
+            cells.append(_score(row.get("latency")))
         if truth_column:
             v = row.get(truth_column)
             cells.append("-" if v is None or pd.isna(v) else f"{v:.2f}")
