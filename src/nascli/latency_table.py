@@ -171,10 +171,8 @@ class LatencyTable:
         self._measure(missing, self.ops)
 
     def op_ms(self, op: str, channels: int, stride: int, height: int, width: int) -> float:
-        slot = EdgeSlot(op, channels, stride, height, width, ())
-        if slot.key not in self.ops:
-            self._measure({slot.key: self._op_run(slot)}, self.ops)
-        return self.ops[slot.key]
+        self.ensure([(op, channels, stride, height, width)])
+        return self.ops[EdgeSlot(op, channels, stride, height, width, ()).key]
 
     @torch.no_grad()
     def slots(self, net: nn.Module, shape: DataShape) -> tuple[list[EdgeSlot], str]:
@@ -212,14 +210,18 @@ class LatencyTable:
         signature = hashlib.sha1(("\n".join(skeleton) + repr([s.out_shape for s in ordered])).encode()).hexdigest()
         return ordered, signature[:16]
 
+    def _fixed(self, net: nn.Module, shape: DataShape, slots: list[EdgeSlot], signature: str) -> float:
+        """The fixed part of `net` (timed on a copy of it the first time its skeleton is seen)."""
+        if signature not in self.skeletons:
+            self._measure({signature: self._skeleton_run(copy.deepcopy(net), shape, slots)}, self.skeletons)
+        return self.skeletons[signature]
+
     def predict_ms(self, net: nn.Module, shape: DataShape) -> float:
         """Predicted latency of `net` (built on this table's device): fixed part + the sum of its ops."""
         slots, signature = self.slots(net, shape)
-        if signature not in self.skeletons:
-            self._measure({signature: self._skeleton_run(copy.deepcopy(net), shape, slots)}, self.skeletons)
-        missing = {s.key: self._op_run(s) for s in slots if s.key not in self.ops}
-        self._measure(missing, self.ops)
-        return self.skeletons[signature] + sum(self.ops[s.key] for s in slots)
+        fixed = self._fixed(net, shape, slots, signature)
+        self.ensure((s.op, s.channels, s.stride, s.height, s.width) for s in slots)
+        return fixed + sum(self.ops[s.key] for s in slots)
 
     def predict_many(self, shape: DataShape, size, archs, every_op: bool = False) -> list[float]:
         """Predicted latency of each of `archs` built at `size`. What the table lacks is timed first, in one set
@@ -235,7 +237,7 @@ class LatencyTable:
             found.append((slots, signature))
             if signature not in self.skeletons and signature not in skeletons:
                 skeletons[signature] = self._skeleton_run(net, shape, slots)
-            wanted = [s for s in slots]
+            wanted = slots
             if every_op:
                 wanted = [EdgeSlot(op, c, stride, h, w, ()) for c, stride, h, w in
                           sorted({(s.channels, s.stride, s.height, s.width) for s in slots}) for op in self.space.ops]
@@ -254,10 +256,7 @@ class LatencyTable:
         """The fixed part (everything but the ops) of `arch`'s network at `size`."""
         torch.manual_seed(0)
         net = self.space.build(arch, shape, size).to(self.device, memory_format=self.layout)
-        slots, signature = self.slots(net, shape)
-        if signature not in self.skeletons:
-            self._measure({signature: self._skeleton_run(net, shape, slots)}, self.skeletons)
-        return self.skeletons[signature]
+        return self._fixed(net, shape, *self.slots(net, shape))
 
     # -- between processes -----------------------------------------------------------------
     def state(self) -> dict:

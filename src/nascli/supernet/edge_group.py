@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
 
-class EdgeGroup(nn.Module):
+class EdgeGroup(nn.Module, ABC):
     """Edges that read the same input, computed together. Subclasses define `run_op`."""
 
+    @abstractmethod
     def run_op(self, x: torch.Tensor, edge: int, k: int, cache: dict | None = None) -> torch.Tensor | None:
-        raise NotImplementedError  # abstract: each space's group knows its ops
+        """Op k of `edge` on x (None for `none`); each space's group knows its ops."""
 
     def forward_hard(self, x: torch.Tensor, w: torch.Tensor) -> list[torch.Tensor | None]:
         """Run only each edge's chosen op (argmax of w), scaled by w at that op (straight-through)."""

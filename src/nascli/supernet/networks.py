@@ -8,6 +8,7 @@ and architecture logits into genotypes.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -83,7 +84,7 @@ def edge_index(n_inputs: int, node: int, src: int) -> int:
     return sum(n_inputs + m for m in range(node)) + src
 
 
-class Supernet(nn.Module):
+class Supernet(nn.Module, ABC):
     cell_types: tuple[str, ...]
     ops: tuple[str, ...]
     n_inputs: int
@@ -93,8 +94,9 @@ class Supernet(nn.Module):
     def num_edges(self) -> int:
         return sum(self.n_inputs + i for i in range(self.steps))
 
+    @abstractmethod
     def search_cells(self) -> list[tuple[str, SearchCell]]:
-        raise NotImplementedError
+        """(cell type, cell) of every searched cell, in network order."""
 
     def cell_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(self.cell_types, 0)
@@ -125,11 +127,13 @@ class Supernet(nn.Module):
                 m.momentum = mom
 
     # -- architectures ---------------------------------------------------------------------
+    @abstractmethod
     def onehot(self, arch: Arch) -> dict[str, Sample]:
-        raise NotImplementedError
+        """The one-hot sample that runs exactly `arch` in this supernet."""
 
+    @abstractmethod
     def derive(self, alphas: dict[str, torch.Tensor], rule: str = "snas") -> dict:
-        raise NotImplementedError
+        """The genotype the architecture weights choose under `rule`."""
 
 
 @register_supernet("darts")
