@@ -15,10 +15,11 @@ from nascli.proxies import PROXIES, load_proxies
 from nascli.proxies.scoring import ScoringSetup, score_chunk
 from nascli.results import pareto_front, rank_frame
 from nascli.rundir import RunDir
-from nascli.spaces import DataShape, get_space
+from nascli.spaces import SPACES, DataShape, get_space, load_space_plugins
 from tests.conftest import run_of
 
 load_proxies()
+load_space_plugins()
 RGB = DataShape(3, 16, 16, 10)
 ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -113,15 +114,25 @@ def test_latency_settings_are_range_checked(cli, run_root, bad):
     assert res.exit_code == 2 and bad.split("=")[0] in res.stderr
 
 
-def test_retrain_times_the_trained_network_beside_its_result(cli, run_root):
-    res = cli("retrain", "darts:DARTS_V2", "dataset=digits", "budget=smoke", "space.retrain.channels=4",
-              "space.retrain.layers=3", "latency.repeats=3", "latency.throughput_batch=16", "--run-root", run_root)
-    assert res.exit_code == 0, res.output
-    run = RunDir.open(run_of(res))
-    timing = json.loads((run.path / RunDir.LATENCY).read_text())
-    assert timing["latency_ms"] > 0 and timing["throughput_img_s"] > 0 and timing["throughput_batch"] == 16
-    assert "latency_ms" not in json.loads((run.path / RunDir.RESULT).read_text())  # result.json holds no timings
-    assert run.manifest["summary"]["latency_ms"] == timing["latency_ms"]
+def test_retrain_result_carries_latency_measured_once_per_network_under_a_root(cli, run_root, tmp_path):
+    args = ["retrain", "darts:DARTS_V2", "dataset=digits", "budget=smoke", "space.retrain.channels=4",
+            "space.retrain.layers=3", "latency.repeats=3", "latency.throughput_batch=16"]
+    runs = []
+    for seed, root in ((0, run_root), (1, run_root), (0, tmp_path / "other")):
+        res = cli(*args, f"seed={seed}", "--run-root", root)
+        assert res.exit_code == 0, res.output
+        runs.append(RunDir.open(run_of(res)))
+    timings = [json.loads((run.path / RunDir.LATENCY).read_text()) for run in runs]
+    results = [json.loads((run.path / RunDir.RESULT).read_text()) for run in runs]
+    for run, timing, result in zip(runs, timings, results, strict=True):
+        assert timing["latency_ms"] > 0 and timing["throughput_img_s"] > 0 and timing["throughput_batch"] == 16
+        assert result["latency_ms"] == timing["latency_ms"] and result["throughput_img_s"] == timing["throughput_img_s"]
+        assert run.manifest["summary"]["latency_ms"] == timing["latency_ms"]
+    # Another seed under the same root is the same network on the same device: it reads the first measurement
+    # (so a resumed retrain writes the same result.json); a fresh root measures its own.
+    assert [t["measured"] for t in timings] == ["now", "earlier (cached under the run root)", "now"]
+    assert results[1]["latency_ms"] == results[0]["latency_ms"]
+    assert timings[2]["cache"] != timings[0]["cache"]
 
 
 # -- the per-op latency table -----------------------------------------------------------------------------
@@ -155,6 +166,37 @@ def test_latency_table_has_the_same_keys_every_time_and_is_cached_under_the_run_
     assert again.predict_many(RGB, size, archs) == tables[0].predict_many(RGB, size, archs) and again.measured == 0
     other = LatencyTable.cached(space, LatencySettings(batch=4, repeats=3, warmup=1), tmp_path / "a", torch.device("cpu"))
     assert other.path != tables[0].path and not other.ops  # another batch is another table
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_every_space_has_a_per_op_table_whose_entries_cover_its_networks(name, tmp_path):
+    """Registered spaces are tested by being registered: each one's networks split into timed ops + a fixed part."""
+    import random
+
+    import torch
+
+    from nascli.latency_table import LatencyTable, has_table
+
+    cfg = compose("rank", [f"space={name}"])
+    space = get_space(name, cfg.space)
+    assert has_table(space)
+    rng = random.Random(0)
+    archs = [space.sample(rng) for _ in range(2)]
+    shape = DataShape(3, 8, 8, 10)
+    table = LatencyTable.cached(space, QUICK, tmp_path, torch.device("cpu"))
+    predicted = table.predict_many(shape, cfg.space.retrain, archs)
+    for arch, ms in zip(archs, predicted, strict=True):
+        torch.manual_seed(0)
+        net = space.build(arch, shape, cfg.space.retrain)
+        keys = {k for k in net.state_dict()}
+        slots, _ = table.slots(net, shape)
+        assert slots and all(s.key in table.ops and table.ops[s.key] > 0 for s in slots)
+        assert 0 < table.fixed_ms(shape, cfg.space.retrain, arch) < ms
+        assert {k for k in net.state_dict()} == keys  # finding and replacing ops leaves the network untouched
+        rebuilt = space.op_module(slots[0].op, slots[0].channels, slots[0].stride).eval()
+        with torch.no_grad():
+            out = rebuilt(torch.zeros(1, slots[0].channels, slots[0].height, slots[0].width))
+        assert tuple(out.shape[1:]) == slots[0].out_shape[1:]  # the stand-alone op is the op the network runs
 
 
 def test_table_sum_orders_measured_latency():

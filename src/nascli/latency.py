@@ -13,15 +13,33 @@ Measure with one worker (`executor.workers=1`): two workers timing at once slow 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import platform
 import statistics
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from nascli.atomic import write_text
 from nascli.device import memory_format_of
 from nascli.spaces.base import DataShape
+
+
+def device_name(device: torch.device) -> str:
+    """The processor the timings belong to (the GPU's name, or the CPU model)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 @dataclass(frozen=True)
@@ -50,12 +68,25 @@ def median_ms(run, device: torch.device, settings: LatencySettings) -> float:
     return interleaved_ms([run], device, settings)[0]
 
 
-def interleaved_ms(runs: list, device: torch.device, settings: LatencySettings) -> list[float]:
+# Runs timed in one set of rounds at most. oneDNN keeps 1,024 compiled primitives per process
+# (ONEDNN_PRIMITIVE_CACHE_CAPACITY); rounds over more distinct convolutions than that recompile every one
+# on every call: measured here on 200 membank networks' table (1,271 conv units in one set of rounds), every entry
+# came out 1.49x slow (median), and 1.12x with the cache raised to 8,192. Chunks of 128 single ops stay inside
+# it; whole networks hold tens of convolutions each and need smaller chunks (bench/latency.py passes 16).
+ROUND_SIZE = 128
+
+
+def interleaved_ms(runs: list, device: torch.device, settings: LatencySettings,
+                   round_size: int = ROUND_SIZE) -> list[float]:
     """Median milliseconds of each of `runs`, timed in rounds (each round calls every one once).
 
     On a shared machine the speed drifts over seconds (measured here: the same 20 networks timed one after
     another twice ordered themselves with Spearman 0.34; in rounds, 0.91), so timings that will be compared
-    with each other are taken in rounds: a slow spell then slows every entry alike."""
+    with each other are taken in rounds: a slow spell then slows every entry alike. More than ROUND_SIZE runs
+    are timed in consecutive chunks of `round_size` (see ROUND_SIZE)."""
+    if len(runs) > round_size:
+        return [ms for start in range(0, len(runs), round_size)
+                for ms in interleaved_ms(runs[start:start + round_size], device, settings, round_size)]
     times: list[list[float]] = [[] for _ in runs]
     precision = torch.autocast(device.type, dtype=torch.bfloat16) if settings.bf16 else contextlib.nullcontext()
     with precision:
@@ -103,3 +134,36 @@ def measure_trained_latency(model: nn.Module, shape: DataShape, cfg, device: str
             "repeats": single.repeats, "warmup": single.warmup, "statistic": "median", "mode": "eval, no autograd",
             "precision": "bf16 autocast" if single.bf16 else "float32",
             "device": device, "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+MEASURED_DIR = Path(".cache") / "latency" / "measured"  # under the run root
+
+
+def cached_trained_latency(model: nn.Module, shape: DataShape, cfg, device: str, bf16: bool, run_root: Path,
+                           network: dict) -> dict:
+    """`measure_trained_latency`, measured once per network and setting under `run_root`.
+
+    Eval-mode latency depends on the network's structure, input shape and the device setting, not on its trained
+    weights, so a retrain of the same network under the same root (another seed, or the same run resumed after a
+    crash) reads the first measurement: result.json stays the same bytes resumed or not (issue 15) while still
+    carrying the measured latency. `network` identifies the structure (arch_id, space, network size); the key
+    adds the device's processor, torch version, threads, settings, dtype and memory format. A fresh root (or
+    deleting RUN_ROOT/.cache/latency) measures again."""
+    weight = next(model.parameters())
+    key = {"network": network, "input": [shape.channels, shape.height, shape.width],
+           "device": device, "device_name": device_name(weight.device), "torch": torch.__version__,
+           "threads": torch.get_num_threads(), "batch": int(cfg.batch), "throughput_batch": int(cfg.throughput_batch),
+           "repeats": int(cfg.repeats), "warmup": int(cfg.warmup), "bf16": bool(bf16),
+           "memory_format": "channels_last" if memory_format_of(model) == torch.channels_last else "contiguous"}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = Path(run_root) / MEASURED_DIR / f"{network.get('arch_id', 'net')}-{digest}.json"
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("key") == json.loads(json.dumps(key, default=str)):
+            return {**saved["timing"], "measured": "earlier (cached under the run root)", "cache": str(path)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # not measured yet under this root, or a damaged file: measured again and rewritten
+    timing = measure_trained_latency(model, shape, cfg, device, bf16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps({"key": key, "timing": timing}, indent=1, default=str))
+    return {**timing, "measured": "now", "cache": str(path)}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import platform
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,23 +26,10 @@ from torch import nn
 
 from nascli.atomic import write_text
 from nascli.errors import UserError
-from nascli.latency import LatencySettings, interleaved_ms, latency_settings, measure_latency_ms
+from nascli.latency import LatencySettings, device_name, interleaved_ms, latency_settings, measure_latency_ms
 from nascli.spaces.base import DataShape, SearchSpace
 
 CACHE_DIR = Path(".cache") / "latency"  # under the run root
-
-
-def device_name(device: torch.device) -> str:
-    """The processor the timings belong to (the GPU's name, or the CPU model)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @dataclass
@@ -239,8 +225,9 @@ class LatencyTable:
                 skeletons[signature] = self._skeleton_run(net, shape, slots)
             wanted = slots
             if every_op:
-                wanted = [EdgeSlot(op, c, stride, h, w, ()) for c, stride, h, w in
-                          sorted({(s.channels, s.stride, s.height, s.width) for s in slots}) for op in self.space.ops]
+                wanted = slots + [EdgeSlot(op, c, stride, h, w, ()) for c, stride, h, w in
+                                  sorted({(s.channels, s.stride, s.height, s.width) for s in slots})
+                                  for op in getattr(self.space, "slot_ops", self.space.ops)]
             for slot in wanted:
                 if slot.key not in self.ops and slot.key not in ops:
                     ops[slot.key] = self._op_run(slot)

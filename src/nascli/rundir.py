@@ -92,7 +92,7 @@ class RunDir:
     CONFIG, MANIFEST, METRICS = "config.yaml", "manifest.json", "metrics.jsonl"
     ARCHS, RANKED, PARTIAL, ARCH, ARCH_DIR = "archs.csv", "ranked.csv", "archs.partial.csv", "arch.json", "archs"
     PROXIES, RESULT, CORRELATION = "proxies.json", "result.json", "correlation.json"
-    LATENCY = "latency.json"  # a retrained network's measured timings (kept out of result.json: they vary)
+    LATENCY = "latency.json"  # how a retrained network was timed (its latency_ms and throughput are in result.json too)
     STRATEGY_CKPT, BEST_CKPT, LAST_CKPT, CKPT_DIR = "strategy.pt", "best.pt", "last.pt", "checkpoints"
     RESUME_CKPT, LOCK = "resume.pt", ".lock"
     # A run on another host whose heartbeat is older than this is taken as dead.

@@ -22,7 +22,7 @@ from nascli.errors import UserError
 from nascli.executors import make_executor
 from nascli.executors.base import TaskFailure
 from nascli.figures import curves_figure
-from nascli.latency import measure_trained_latency
+from nascli.latency import cached_trained_latency
 from nascli.measure import cost
 from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
 from nascli.rundir import RunDir
@@ -142,18 +142,22 @@ def _train(run: RunDir, arch: Arch, cfg: DictConfig, setup: _Setup, saved: dict 
         model.load_state_dict(best_state["model"])
         best_test = evaluate(model, test_loader, runtime)
         last = history[-1]
-        # No timings here: result.json is the same bytes for the same seed and config, resumed or not
-        # (train and wall time are in the manifest and metrics.jsonl).
+        # Wall times stay out: result.json is the same bytes for the same seed and config, resumed or not (train
+        # and wall time are in the manifest and metrics.jsonl). The inference latency is in, because it is
+        # measured once per network and device setting under the run root (a resume reads that measurement).
+        timing = cached_trained_latency(model, splits.shape, cfg.latency, runtime.describe(), runtime.amp,
+                                        run.path.parent.parent, {"arch_id": arch.arch_id, "space": arch.space,
+                                                                 **OmegaConf.to_container(cfg.space.retrain)})
         result = {
             "arch_id": arch.arch_id, "space": arch.space, "dataset": cfg.dataset.name, "seed": int(cfg.seed),
             "epochs": epochs, "val_acc": last["val_acc"], "test_acc": final_test["acc"],
             "test_loss": final_test["loss"], "val_held_out": not bool(train_cfg.include_val),
             "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "test_acc_at_best_val": best_test["acc"],
-            **setup.costs, "network": OmegaConf.to_container(cfg.space.retrain), "data": splits.sizes(),
+            **setup.costs, "latency_ms": timing["latency_ms"], "throughput_img_s": timing["throughput_img_s"],
+            "network": OmegaConf.to_container(cfg.space.retrain), "data": splits.sizes(),
         }
         run.save_plot("curves.png", curves_figure(history, f"retrain {arch.arch_id} on {cfg.dataset.name}"))
         run.write_json(RunDir.RESULT, result)
-        timing = measure_trained_latency(model, splits.shape, cfg.latency, runtime.describe(), runtime.amp)
         run.write_json(RunDir.LATENCY, timing)
         run.log(event="timing", train_seconds=round(train_seconds, 2), **checkpointer.summary())
         run.update_manifest(summary={**{k: result[k] for k in ("val_acc", "test_acc", "params", "flops")},

@@ -20,6 +20,7 @@ where each conv is [kernel, dilation, groups].
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -171,6 +172,17 @@ class MembankSpace(SearchSpace):
         expect(not auxiliary, "the membank network has no auxiliary head; set train.auxiliary_weight=0")
         return MembankNetwork(arch.genotype, shape, int(net.channels))
 
+    # The latency table's ops here are the conv units (BN-ReLU-conv), one entry per kernel, dilation, groups,
+    # output and input channels and input size; what joins them (bank zeros, concatenations, additions, pooling,
+    # stem, head) is the network's fixed part.
+    slot_ops = ()  # no finite op list: a table covers the units its networks use, no more
+
+    def op_module(self, name: str, c: int, stride: int) -> nn.Module:
+        match = _UNIT.fullmatch(name)
+        expect(match is not None and stride == 1, f"'{name}' is not a membank conv unit (convKxK_dD_gG_oC)")
+        k, d, g, c_out = (int(v) for v in match.groups())
+        return bn_relu_conv(c, c_out, k, d, g)
+
 
 def _fewer(rng: random.Random, most: int) -> int:
     """1..most, each one half as likely as the previous (SMASH biases ops towards few banks)."""
@@ -180,6 +192,35 @@ def _fewer(rng: random.Random, most: int) -> int:
 def bn_relu_conv(c_in: int, c_out: int, k: int = 1, d: int = 1, g: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(),
                          nn.Conv2d(c_in, c_out, k, padding=d * (k - 1) // 2, dilation=d, groups=g, bias=False))
+
+
+_UNIT = re.compile(r"conv(\d+)x\1_d(\d+)_g(\d+)_o(\d+)")
+
+
+def unit_name(unit: nn.Sequential) -> str:
+    conv = unit[2]
+    return f"conv{conv.kernel_size[0]}x{conv.kernel_size[0]}_d{conv.dilation[0]}_g{conv.groups}_o{conv.out_channels}"
+
+
+class UnitSlots:
+    """Conv units held by a module, as the indexable `edges` list that latency tables read and replace
+    (a plain object, not a module: the network's parameters and state_dict keys stay as they are)."""
+
+    def __init__(self, places: list[tuple[nn.Module, str]]):
+        self.places = places
+
+    def __getitem__(self, k: int) -> nn.Module:
+        parent, name = self.places[k]
+        return getattr(parent, name)
+
+    def __setitem__(self, k: int, module: nn.Module) -> None:
+        parent, name = self.places[k]
+        setattr(parent, name, module)
+
+
+def expose_units(owner: nn.Module, places: list[tuple[nn.Module, str]]) -> None:
+    owner.edges = UnitSlots(places)
+    owner.op_names = [unit_name(getattr(parent, name)) for parent, name in places]
 
 
 class MembankOp(nn.Module):
@@ -192,6 +233,7 @@ class MembankOp(nn.Module):
             nn.Sequential(*[bn_relu_conv(i, o, *conv) for conv, (i, o) in
                             zip(path, path_shapes(op["width"], c_out, path), strict=True)])
             for path in op["paths"])
+        expose_units(self, [(self, "bottleneck"), *((path, str(i)) for path in self.paths for i in range(len(path)))])
 
     def forward(self, banks: list[torch.Tensor]) -> None:
         h = self.bottleneck(torch.cat([banks[r] for r in self.read], 1))
@@ -207,6 +249,7 @@ class MembankBlock(nn.Module):
         self.project = bn_relu_conv(c_in, self.bank)
         self.ops = nn.ModuleList(MembankOp(block, op) for op in block["ops"])
         self.out_channels = self.n_banks * self.bank
+        expose_units(self, [(self, "project")])
 
     def forward(self, x):
         first = self.project(x)
@@ -232,6 +275,7 @@ class MembankNetwork(nn.Module):
                                                  nn.AvgPool2d(2, ceil_mode=True)))
                 c = channels * 2 ** (b + 1)
         self.blocks, self.transitions = nn.ModuleList(blocks), nn.ModuleList(transitions)
+        expose_units(self, [(t, "0") for t in self.transitions])
         last = blocks[-1].out_channels
         self.head = nn.Sequential(nn.BatchNorm2d(last), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                   nn.Linear(last, shape.num_classes))
