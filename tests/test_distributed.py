@@ -39,7 +39,8 @@ def test_two_gloo_ranks_write_one_run_agree_and_resume(strategy, tmp_path):
     # Small networks: three torchrun launches of two ranks each.
     small = (["space.search.channels=8", "space.retrain.channels=8"] if strategy == "smash" else
              ["space.search.channels=4", "space.search.layers=3", "space.retrain.channels=4", "space.retrain.layers=3"])
-    args = [f"strategy={strategy}", "dataset=digits", "budget=smoke", "device.threads=1", "executor.workers=1", *small]
+    args = [f"strategy={strategy}", "dataset=digits", "budget=smoke", "device.threads=1", "executor.workers=1",
+            "latency.repeats=3", "latency.warmup=1", *small]  # latency tables: timed quickly, their values do not matter here
     if strategy == "snas":  # rank 0 times the latency table and sends it: both ranks must optimise the same penalty
         args.append("strategy.penalty.cost=latency")
     res = _torchrun([*args, "--run-root", str(tmp_path / "whole")])
