@@ -3,8 +3,8 @@
 nascli's main network slices every shared conv weight out of one tensor per (op slot, path, conv) and cuts
 the taps of a dilated kernel that can only read zero padding (`reach`: a 7x7 conv with dilation 3 on a 2x2 map
 is a 1x1). The reference step here runs the same architecture, the same generated 1x1 weights and the same
-batch with plain convolutions: each weight its own tensor of exactly the conv's shape (unsliced) and every
-kernel at its full size (uncut). Both steps are forward, cross-entropy backward and an Adam update (the
+batch with plain path convolutions: each weight its own tensor of exactly the conv's shape (unsliced) and every
+kernel at its full size (uncut); stem, 1x1s, transitions and head as in nascli's step. Both steps are forward, cross-entropy backward and an Adam update (the
 HyperNet and the weights the step uses); they are timed in rounds over the same sampled architectures (every
 architecture once per round, median per architecture), so drift slows both alike. Reported: the median over
 architectures of reference time / nascli time, and the total-time ratio.
@@ -31,52 +31,27 @@ from nascli.spaces import get_space
 from nascli.spaces.membank import op_channels, path_shapes
 from nascli.strategies.smash.encoding import Encoder
 from nascli.strategies.smash.hypernet import HyperNet
-from nascli.strategies.smash.mainnet import SmashMainNet, bn, crop
+from nascli.strategies.smash.mainnet import SmashMainNet, crop
 
 
-def plain_forward(net: SmashMainNet, x, arch, generated, weights: dict):
-    """SmashMainNet.forward with plain convs: `weights[(b, j, p, q)]` holds each conv's own full-size tensor."""
-    x = bn(F.conv2d(x, net.stem, padding=1))
-    blocks = arch.genotype["blocks"]
-    for b, block in enumerate(blocks):
-        bank = block["bank_channels"]
-        first = F.conv2d(F.relu(bn(x)), weights[("project", b)])
-        banks = [first] + [torch.zeros_like(first) for _ in range(block["banks"] - 1)]
-        for j, op in enumerate(block["ops"]):
-            _, c_out = op_channels(block, op)
-            h = F.conv2d(F.relu(bn(torch.cat([banks[r] for r in op["read"]], 1))), generated[b][j])
-            out = 0
-            for p, path in enumerate(op["paths"]):
-                y = h
-                for q, (k, d, g) in enumerate(path):
-                    y = F.conv2d(F.relu(bn(y)), weights[(b, j, p, q)], padding=d * (k - 1) // 2, dilation=d, groups=g)
-                out = out + y
-            for chunk, dst in zip(out.split(bank, 1), op["write"], strict=True):
-                banks[dst] = banks[dst] + chunk
-        x = torch.cat(banks, 1)
-        if b < len(blocks) - 1:
-            x = F.avg_pool2d(F.conv2d(F.relu(bn(x)), weights[("transition", b)]), 2, ceil_mode=True)
-    x = F.relu(bn(x)).mean((2, 3))
-    return F.linear(x, weights["fc"], net.fc_bias)
+class PlainConvs(SmashMainNet):
+    """The SMASH main network with each path conv's weight its own exact-shape tensor at full kernel size."""
+
+    weights: dict = {}  # (block, op, path, conv) -> leaf tensor, set per architecture
+
+    def path_weight(self, block, op, path, conv, kdg, channels, size):
+        return self.weights[(block, op, path, conv)]
 
 
 def plain_weights(net: SmashMainNet, arch) -> dict:
-    """Each weight the architecture uses as its own leaf tensor of exactly its shape, full kernel size."""
+    """Each path conv weight the architecture uses as its own leaf tensor of exactly its shape, full kernel."""
     w: dict = {}
-    blocks = arch.genotype["blocks"]
-    for b, block in enumerate(blocks):
-        bank = block["bank_channels"]
-        w[("project", b)] = net.project[b][:bank]
+    for b, block in enumerate(arch.genotype["blocks"]):
         for j, op in enumerate(block["ops"]):
             _, c_out = op_channels(block, op)
             for p, path in enumerate(op["paths"]):
                 for q, ((k, _, g), (i, o)) in enumerate(zip(path, path_shapes(op["width"], c_out, path), strict=True)):
                     w[(b, j, p, q)] = crop(net.conv_slot(b, j, p, q)[:o, : i // g], k, k)
-        if b < len(blocks) - 1:
-            w[("transition", b)] = net.transitions[b][:, : block["banks"], :bank].reshape(
-                net.transitions[b].shape[0], -1, 1, 1)
-    last = blocks[-1]
-    w["fc"] = net.fc_weight[:, : last["banks"], : last["bank_channels"]].reshape(net.fc_weight.shape[0], -1)
     return {key: t.detach().clone().requires_grad_(True) for key, t in w.items()}
 
 
@@ -97,6 +72,8 @@ def main() -> None:
     h = cfg.strategy.hypernet
     hypernet = HyperNet(encoder, int(h.z_channels), int(h.width), int(h.depth))
     net = SmashMainNet(encoder, splits.shape, int(space.cfg.search.channels))
+    plain_net = PlainConvs(encoder, splits.shape, int(space.cfg.search.channels))
+    plain_net.load_state_dict(net.state_dict())
     batch = int(cfg.strategy.batch_size)
     x, y = splits.train.x[:batch].float(), splits.train.y[:batch]
     rng = random.Random(0)
@@ -104,7 +81,8 @@ def main() -> None:
     z = hypernet.noise(torch.Generator().manual_seed(0))
     plain = [plain_weights(net, a) for a in archs]
     ours_opt = torch.optim.Adam([*hypernet.parameters(), *net.parameters()], lr=1e-9)
-    plain_opts = [torch.optim.Adam([*hypernet.parameters(), net.stem, net.fc_bias, *p.values()], lr=1e-9) for p in plain]
+    plain_opts = [torch.optim.Adam([*hypernet.parameters(), *plain_net.parameters(), *p.values()], lr=1e-9)
+                  for p in plain]
 
     def ours(arch):
         loss = F.cross_entropy(net(x, arch, hypernet(arch, encoder.encode(arch), z)), y)
@@ -114,15 +92,18 @@ def main() -> None:
 
     def reference(i):
         arch = archs[i]
-        loss = F.cross_entropy(plain_forward(net, x, arch, hypernet(arch, encoder.encode(arch), z), plain[i]), y)
+        plain_net.weights = plain[i]
+        loss = F.cross_entropy(plain_net(x, arch, hypernet(arch, encoder.encode(arch), z)), y)
         plain_opts[i].zero_grad(set_to_none=True)
         loss.backward()
         plain_opts[i].step()
 
     with torch.no_grad():  # the same step: the cut taps only ever read zero padding, so the outputs agree
-        differences = [float((net(x, a, hypernet(a, encoder.encode(a), z))
-                              - plain_forward(net, x, a, hypernet(a, encoder.encode(a), z), plain[i])).abs().max())
-                       for i, a in enumerate(archs)]
+        differences = []
+        for i, a in enumerate(archs):
+            plain_net.weights = plain[i]
+            generated = hypernet(a, encoder.encode(a), z)
+            differences.append(float((net(x, a, generated) - plain_net(x, a, generated)).abs().max()))
     times = {"ours": [[] for _ in archs], "plain": [[] for _ in archs]}
     for i, arch in enumerate(archs):  # warm-up: allocations, oneDNN primitives, Adam state
         ours(arch)

@@ -74,6 +74,13 @@ class SmashMainNet(nn.Module):
     def conv_slot(self, block: int, op: int, path: int, conv: int) -> torch.Tensor:
         return self.convs[((block * self.encoder.max_ops + op) * 2 + path) * 2 + conv]
 
+    def path_weight(self, block: int, op: int, path: int, conv: int, kdg: tuple[int, int, int],
+                    channels: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+        """The shared weight of one path conv: its slot sliced to (out, in / groups) channels and cut to the taps
+        that can reach a `size` map (bench/smash_step.py overrides this with plain weights)."""
+        (k, d, g), (i, o) = kdg, channels
+        return crop(self.conv_slot(block, op, path, conv)[:o, : i // g], reach(k, d, size[0]), reach(k, d, size[1]))
+
     def forward(self, x: torch.Tensor, arch: Arch, generated: list[list[torch.Tensor]]) -> torch.Tensor:
         x = bn(F.conv2d(x, self.stem, padding=1))
         blocks = arch.genotype["blocks"]
@@ -89,8 +96,8 @@ class SmashMainNet(nn.Module):
                     y = h
                     for q, ((k, d, g), (i, o)) in enumerate(zip(path, path_shapes(op["width"], c_out, path),
                                                                 strict=True)):
-                        kh, kw = reach(k, d, y.shape[-2]), reach(k, d, y.shape[-1])
-                        w = crop(self.conv_slot(b, j, p, q)[:o, : i // g], kh, kw)
+                        w = self.path_weight(b, j, p, q, (k, d, g), (i, o), tuple(y.shape[-2:]))
+                        kh, kw = w.shape[-2:]
                         y = F.conv2d(F.relu(bn(y)), w, padding=(d * (kh - 1) // 2, d * (kw - 1) // 2),
                                      dilation=d, groups=g)
                     out = out + y
