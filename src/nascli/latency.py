@@ -139,6 +139,22 @@ def measure_trained_latency(model: nn.Module, shape: DataShape, cfg, device: str
 MEASURED_DIR = Path(".cache") / "latency" / "measured"  # under the run root
 
 
+def key_digest(key: dict, length: int) -> str:
+    """A short file-name tag of a cache key (a measurement's setting)."""
+    return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+def read_keyed(path: Path, field: str, key: dict) -> dict | None:
+    """The cached JSON document at `path` if its `field` is `key`; None when missing, damaged or of another key."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get(field) != json.loads(json.dumps(key, default=str)):
+        return None
+    return saved
+
+
 def cached_trained_latency(model: nn.Module, shape: DataShape, cfg, device: str, bf16: bool, run_root: Path,
                            network: dict) -> dict:
     """`measure_trained_latency`, measured once per network and setting under `run_root`.
@@ -155,14 +171,11 @@ def cached_trained_latency(model: nn.Module, shape: DataShape, cfg, device: str,
            "threads": torch.get_num_threads(), "batch": int(cfg.batch), "throughput_batch": int(cfg.throughput_batch),
            "repeats": int(cfg.repeats), "warmup": int(cfg.warmup), "bf16": bool(bf16),
            "memory_format": "channels_last" if memory_format_of(model) == torch.channels_last else "contiguous"}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = Path(run_root) / MEASURED_DIR / f"{network.get('arch_id', 'net')}-{digest}.json"
-    try:
-        saved = json.loads(path.read_text())
-        if saved.get("key") == json.loads(json.dumps(key, default=str)):
-            return {**saved["timing"], "measured": "earlier (cached under the run root)", "cache": str(path)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # not measured yet under this root, or a damaged file: measured again and rewritten
+    path = Path(run_root) / MEASURED_DIR / f"{network.get('arch_id', 'net')}-{key_digest(key, 16)}.json"
+    saved = read_keyed(path, "key", key)
+    if saved is not None and isinstance(saved.get("timing"), dict):
+        return {**saved["timing"], "measured": "earlier (cached under the run root)", "cache": str(path)}
+    # Not measured yet under this root, or a damaged file: measured again and rewritten.
     timing = measure_trained_latency(model, shape, cfg, device, bf16)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps({"key": key, "timing": timing}, indent=1, default=str))

@@ -26,7 +26,15 @@ from torch import nn
 
 from nascli.atomic import write_text
 from nascli.errors import UserError
-from nascli.latency import LatencySettings, device_name, interleaved_ms, latency_settings, measure_latency_ms
+from nascli.latency import (
+    LatencySettings,
+    device_name,
+    interleaved_ms,
+    key_digest,
+    latency_settings,
+    measure_latency_ms,
+    read_keyed,
+)
 from nascli.spaces.base import DataShape, SearchSpace
 
 CACHE_DIR = Path(".cache") / "latency"  # under the run root
@@ -101,15 +109,11 @@ class LatencyTable:
         if run_root is None:
             return table
         meta = table.meta()
-        tag = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:10]
         slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{space.name}-{meta['device']}-t{meta['threads']}-b{meta['batch']}")
-        table.path = Path(run_root) / CACHE_DIR / f"{slug}-{tag}.json"
-        try:
-            saved = json.loads(table.path.read_text())
-            if saved.get("meta") == meta:
-                table.ops, table.skeletons = dict(saved["ops"]), dict(saved["skeletons"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # no cache yet, or a damaged one: measured again and rewritten
+        table.path = Path(run_root) / CACHE_DIR / f"{slug}-{key_digest(meta, 10)}.json"
+        saved = read_keyed(table.path, "meta", meta)
+        if saved is not None:  # else no cache yet, or a damaged one: measured again and rewritten
+            table.ops, table.skeletons = dict(saved["ops"]), dict(saved["skeletons"])
         return table
 
     def save(self) -> None:
@@ -227,7 +231,7 @@ class LatencyTable:
             if every_op:
                 wanted = slots + [EdgeSlot(op, c, stride, h, w, ()) for c, stride, h, w in
                                   sorted({(s.channels, s.stride, s.height, s.width) for s in slots})
-                                  for op in getattr(self.space, "slot_ops", self.space.ops)]
+                                  for op in self.space.slot_ops]
             for slot in wanted:
                 if slot.key not in self.ops and slot.key not in ops:
                     ops[slot.key] = self._op_run(slot)

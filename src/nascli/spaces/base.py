@@ -31,6 +31,11 @@ class SearchSpace(ABC):
     presets: ClassVar[dict[str, Any]] = {}
     has_benchmark: ClassVar[bool] = False  # whether benchmark_key() keys a tabular benchmark
 
+    @property
+    def slot_ops(self) -> tuple[str, ...]:
+        """The ops a latency table times at every slot it sees (a space without a finite op list: none extra)."""
+        return self.ops
+
     def __init__(self, cfg=None):
         # A space is usable without a composed config (e.g. reading an arch.json).
         self.cfg = cfg if cfg is not None else OmegaConf.structured(self.Config)
