@@ -2,12 +2,18 @@
 
 nascli's main network slices every shared conv weight out of one tensor per (op slot, path, conv) and cuts
 the taps of a dilated kernel that can only read zero padding (`reach`: a 7x7 conv with dilation 3 on a 2x2 map
-is a 1x1). The reference step here runs the same architecture, the same generated 1x1 weights and the same
-batch with plain path convolutions: each weight its own tensor of exactly the conv's shape (unsliced) and every
-kernel at its full size (uncut); stem, 1x1s, transitions and head as in nascli's step. Both steps are forward, cross-entropy backward and an Adam update (the
-HyperNet and the weights the step uses); they are timed in rounds over the same sampled architectures (every
-architecture once per round, median per architecture), so drift slows both alike. Reported: the median over
-architectures of reference time / nascli time, and the total-time ratio.
+is a 1x1). Two reference steps run the same architecture, the same generated 1x1 weights and the same batch:
+
+- plain: each path conv weight its own tensor of exactly the conv's shape (unsliced) at its full kernel size
+  (uncut): what the step would cost if every architecture had its own weights;
+- masked: the shared slot tensors used at their full 7x7 size, the taps outside the sampled kernel zeroed by a
+  mask (the usual way to share one weight across kernel sizes): uncut, and sliced on channels only.
+
+Every filter is divided by the norm of the taps that reach the map, as nascli's step does, so the three give the
+same logits. Stem, 1x1s, transitions and head are nascli's. Each step is forward, cross-entropy backward and an
+Adam update (the HyperNet and the weights the step uses); they are timed in rounds over the same sampled
+architectures (every architecture once per round, median per architecture), so drift slows all alike. Reported
+per reference: the median over architectures of reference time / nascli time, and the total-time ratio.
 
     python bench/smash_step.py [--dataset digits] [--archs 24] [--repeats 7] [--threads 1] [--out bench/results.json]
 """
@@ -31,7 +37,7 @@ from nascli.spaces import get_space
 from nascli.spaces.membank import op_channels, path_shapes
 from nascli.strategies.smash.encoding import Encoder
 from nascli.strategies.smash.hypernet import HyperNet
-from nascli.strategies.smash.mainnet import SmashMainNet, crop
+from nascli.strategies.smash.mainnet import SmashMainNet, crop, reach, unit_filters
 
 
 class PlainConvs(SmashMainNet):
@@ -40,7 +46,21 @@ class PlainConvs(SmashMainNet):
     weights: dict = {}  # (block, op, path, conv) -> leaf tensor, set per architecture
 
     def path_weight(self, block, op, path, conv, kdg, channels, size):
-        return self.weights[(block, op, path, conv)]
+        (k, d, _), w = kdg, self.weights[(block, op, path, conv)]
+        return unit_filters(w, crop(w, reach(k, d, size[0]), reach(k, d, size[1])))
+
+
+class MaskedConvs(SmashMainNet):
+    """The SMASH main network with each path conv at the slot's full 7x7, taps outside its kernel masked."""
+
+    def path_weight(self, block, op, path, conv, kdg, channels, size):
+        (k, d, g), (i, o) = kdg, channels
+        w = self.conv_slot(block, op, path, conv)[:o, : i // g]
+        full = w.shape[-1]
+        mask = torch.zeros(full, full)
+        mask[(full - k) // 2: (full + k) // 2, (full - k) // 2: (full + k) // 2] = 1
+        w = w * mask
+        return unit_filters(w, crop(w, reach(k, d, size[0]), reach(k, d, size[1])))
 
 
 def plain_weights(net: SmashMainNet, arch) -> dict:
@@ -53,6 +73,15 @@ def plain_weights(net: SmashMainNet, arch) -> dict:
                 for q, ((k, _, g), (i, o)) in enumerate(zip(path, path_shapes(op["width"], c_out, path), strict=True)):
                     w[(b, j, p, q)] = crop(net.conv_slot(b, j, p, q)[:o, : i // g], k, k)
     return {key: t.detach().clone().requires_grad_(True) for key, t in w.items()}
+
+
+def step_of(net, hypernet, encoder, opt, x, y, z):
+    def step(arch):
+        loss = F.cross_entropy(net(x, arch, hypernet(arch, encoder.encode(arch), z)), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
 
 
 def main() -> None:
@@ -72,60 +101,67 @@ def main() -> None:
     h = cfg.strategy.hypernet
     hypernet = HyperNet(encoder, int(h.z_channels), int(h.width), int(h.depth))
     net = SmashMainNet(encoder, splits.shape, int(space.cfg.search.channels))
-    plain_net = PlainConvs(encoder, splits.shape, int(space.cfg.search.channels))
+    plain_net, masked_net = PlainConvs(encoder, splits.shape, int(space.cfg.search.channels)), MaskedConvs(
+        encoder, splits.shape, int(space.cfg.search.channels))
     plain_net.load_state_dict(net.state_dict())
+    masked_net.load_state_dict(net.state_dict())
     batch = int(cfg.strategy.batch_size)
     x, y = splits.train.x[:batch].float(), splits.train.y[:batch]
     rng = random.Random(0)
     archs = [space.sample(rng) for _ in range(args.archs)]  # full budget, kernels up to 7: the second half
     z = hypernet.noise(torch.Generator().manual_seed(0))
     plain = [plain_weights(net, a) for a in archs]
-    ours_opt = torch.optim.Adam([*hypernet.parameters(), *net.parameters()], lr=1e-9)
-    plain_opts = [torch.optim.Adam([*hypernet.parameters(), *plain_net.parameters(), *p.values()], lr=1e-9)
-                  for p in plain]
-
-    def ours(arch):
-        loss = F.cross_entropy(net(x, arch, hypernet(arch, encoder.encode(arch), z)), y)
-        ours_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        ours_opt.step()
+    ours = step_of(net, hypernet, encoder, torch.optim.Adam([*hypernet.parameters(), *net.parameters()], lr=1e-9),
+                   x, y, z)
+    masked = step_of(masked_net, hypernet, encoder,
+                     torch.optim.Adam([*hypernet.parameters(), *masked_net.parameters()], lr=1e-9), x, y, z)
+    plain_steps = [step_of(plain_net, hypernet, encoder,
+                           torch.optim.Adam([*hypernet.parameters(), *plain_net.parameters(), *p.values()], lr=1e-9),
+                           x, y, z) for p in plain]
 
     def reference(i):
-        arch = archs[i]
         plain_net.weights = plain[i]
-        loss = F.cross_entropy(plain_net(x, arch, hypernet(arch, encoder.encode(arch), z)), y)
-        plain_opts[i].zero_grad(set_to_none=True)
-        loss.backward()
-        plain_opts[i].step()
+        plain_steps[i](archs[i])
 
     with torch.no_grad():  # the same step: the cut taps only ever read zero padding, so the outputs agree
         differences = []
         for i, a in enumerate(archs):
             plain_net.weights = plain[i]
             generated = hypernet(a, encoder.encode(a), z)
-            differences.append(float((net(x, a, generated) - plain_net(x, a, generated)).abs().max()))
-    times = {"ours": [[] for _ in archs], "plain": [[] for _ in archs]}
+            logits = net(x, a, generated)
+            differences.append(max(float((logits - plain_net(x, a, generated)).abs().max()),
+                                   float((logits - masked_net(x, a, generated)).abs().max())))
+    kinds = ("ours", "plain", "masked")
+    times = {kind: [[] for _ in archs] for kind in kinds}
     for i, arch in enumerate(archs):  # warm-up: allocations, oneDNN primitives, Adam state
         ours(arch)
         reference(i)
+        masked(arch)
     for _ in range(args.repeats):
         for i, arch in enumerate(archs):
-            for kind, step in (("ours", lambda a=arch: ours(a)), ("plain", lambda k=i: reference(k))):
+            for kind, step in (("ours", lambda a=arch: ours(a)), ("plain", lambda k=i: reference(k)),
+                               ("masked", lambda a=arch: masked(a))):
                 started = time.perf_counter()
                 step()
                 times[kind][i].append(time.perf_counter() - started)
-    ours_s = [statistics.median(t) for t in times["ours"]]
-    plain_s = [statistics.median(t) for t in times["plain"]]
-    ratios = [p / o for p, o in zip(plain_s, ours_s, strict=True)]
+    medians = {kind: [statistics.median(t) for t in times[kind]] for kind in kinds}
+
+    def versus(kind: str) -> dict:
+        ratios = [r / o for r, o in zip(medians[kind], medians["ours"], strict=True)]
+        return {f"{kind}_step_ms_median": round(1000 * statistics.median(medians[kind]), 2),
+                f"speedup_vs_{kind}_median_over_archs": round(statistics.median(ratios), 2),
+                f"speedup_vs_{kind}_total": round(sum(medians[kind]) / sum(medians["ours"]), 2),
+                f"speedup_vs_{kind}_range": [round(min(ratios), 2), round(max(ratios), 2)]}
+
     result = {
-        "what": "SMASH training step (HyperNet + main net forward, backward, Adam), plain convs / nascli's sliced, cut convs",
-        "dataset": args.dataset, "input": [splits.shape.channels, splits.shape.height, splits.shape.width], "batch": batch, "archs": len(archs),
-        "repeats": args.repeats, "threads": args.threads, "torch": torch.__version__,
-        "ours_step_ms_median": round(1000 * statistics.median(ours_s), 2),
-        "plain_step_ms_median": round(1000 * statistics.median(plain_s), 2),
-        "speedup_median_over_archs": round(statistics.median(ratios), 2),
-        "speedup_total": round(sum(plain_s) / sum(ours_s), 2),
-        "speedup_range": [round(min(ratios), 2), round(max(ratios), 2)],
+        "what": "SMASH training step (HyperNet + main net forward, backward, Adam): reference time / nascli's "
+                "(sliced, cut convs); plain = own exact-shape weights, full kernels; masked = shared 7x7 with "
+                "kernel masks",
+        "dataset": args.dataset, "input": [splits.shape.channels, splits.shape.height, splits.shape.width],
+        "batch": batch, "archs": len(archs), "repeats": args.repeats, "threads": args.threads,
+        "torch": torch.__version__,
+        "ours_step_ms_median": round(1000 * statistics.median(medians["ours"]), 2),
+        **versus("plain"), **versus("masked"),
         "max_abs_logit_difference": max(differences),
     }
     print(json.dumps(result, indent=2))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from nascli.correlation import correlate, seed_ceiling
+from nascli.correlation import correlate, partial_kendall, seed_ceiling
 from nascli.errors import UserError
 from nascli.spaces import get_space
 from tests.conftest import SHARED, TINY, fake_nb201_table, needs_shared, run_of, tree_digest
@@ -111,6 +111,37 @@ def test_correlate_csv_equals_scipy_and_writes_its_files(cli, run_root, tmp_path
     assert by["proxy"]["kendall_tau"] == pytest.approx(tau)
     assert by["loss"]["kendall_tau"] == pytest.approx(tau) and by["loss"]["direction"] == -1
     assert "τ" in (run / "report.md").read_text()
+
+
+def test_partial_tau_is_kendalls_formula_and_zero_for_a_proxy_that_only_tracks_the_given_column(cli, run_root,
+                                                                                                    tmp_path):
+    rng = np.random.default_rng(0)
+    params = rng.uniform(1e4, 1e5, 40)
+    skill = rng.normal(size=40)
+    truth = np.log(params) + skill  # accuracy: size plus something size does not explain
+    def tau(a, b):
+        return stats.kendalltau(a, b, variant="b").statistic
+    knows_skill = skill + 0.3 * rng.normal(size=40)
+    expected = (tau(knows_skill, truth) - tau(knows_skill, params) * tau(truth, params)) / np.sqrt(
+        (1 - tau(knows_skill, params) ** 2) * (1 - tau(truth, params) ** 2))
+    assert partial_kendall(knows_skill, truth, params) == pytest.approx(expected, abs=1e-12)
+    size_only = np.sqrt(params)  # a proxy that is params in disguise: τ > 0, nothing beyond size
+    assert tau(size_only, truth) > 0.3 and partial_kendall(size_only, truth, params) != partial_kendall(
+        size_only, truth, params)  # NaN: params orders it perfectly
+    assert abs(partial_kendall(size_only + 10 * rng.normal(size=40), truth, params)) < 0.15
+    assert partial_kendall(knows_skill, truth, params) > 0.4
+    # Through the CLI: given=params adds the partial τ and its bootstrap interval to every other proxy.
+    path = _write_csv(tmp_path / "p.csv", knows_skill, truth, {"params": params})
+    res = cli("correlate", path, "proxy=proxy,params", "truth=truth", "given=params", "bootstrap=200",
+              "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    assert "partial" in res.output
+    run = next((run_root / "correlate").iterdir())
+    by = {r["proxy"]: r for r in json.loads((run / "correlation.json").read_text())["results"]}
+    assert by["proxy"]["partial_kendall_tau"] == pytest.approx(expected, abs=1e-12)
+    low, high = by["proxy"]["ci"]["partial_kendall_tau"]
+    assert low < expected < high and "partial_kendall_tau" not in by["params"]
+    assert "partial τ given params" in (run / "report.md").read_text()
 
 
 @pytest.mark.parametrize("case, message", [

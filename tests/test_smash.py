@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from nascli.errors import UserError
 from nascli.spaces import get_space
 from nascli.spaces.base import DataShape
+from nascli.spaces.membank import op_channels, path_shapes
 from nascli.strategies.smash.encoding import Encoder
 from nascli.strategies.smash.hypernet import HyperNet
-from nascli.strategies.smash.mainnet import SmashMainNet
+from nascli.strategies.smash.mainnet import SmashMainNet, crop
 
 SHAPE = DataShape(1, 8, 8, 10)
 
@@ -98,6 +99,36 @@ def test_an_architecture_that_does_not_fit_the_hypernet_is_a_user_error():
         Encoder(space.cfg).check(space.make(genotype))
 
 
+def test_every_op_writes_unit_scale_outputs_whatever_its_kernel_dilation_and_groups():
+    # Unit filters over the taps that reach the map: a 7x7 and a cut 1x1 add the same scale into a bank.
+    space, archs = _sampled(12, seed=5)
+    enc = Encoder(space.cfg)
+    torch.manual_seed(0)
+    main = SmashMainNet(enc, SHAPE, 8)
+    stds = {}
+    for arch in archs:
+        for b, block in enumerate(arch.genotype["blocks"]):
+            for j, op in enumerate(block["ops"]):
+                _, c_out = op_channels(block, op)
+                for p, path in enumerate(op["paths"]):
+                    for q, (conv, (i, o)) in enumerate(zip(path, path_shapes(op["width"], c_out, path), strict=True)):
+                        k, d, g = conv
+                        size = 8 // 2 ** b
+                        w = main.path_weight(b, j, p, q, tuple(conv), (i, o), (size, size))
+                        assert w.shape[:2] == (o, i // g)
+                        assert w.flatten(1).norm(dim=1).tolist() == pytest.approx([1.0] * o, rel=1e-5)
+                        x = torch.randn(64, i, size, size)
+                        kh = w.shape[-1]
+                        y = F.conv2d(x, w, padding=d * (kh - 1) // 2, dilation=d, groups=g)
+                        raw = F.conv2d(x, crop(main.conv_slot(b, j, p, q)[:o, : i // g], kh, kh),
+                                       padding=d * (kh - 1) // 2, dilation=d, groups=g)
+                        stds.setdefault((k, d, g, size), []).append((y.std().item(), raw.std().item()))
+    unit = [sum(s for s, _ in v) / len(v) for v in stds.values()]
+    raw = [sum(r for _, r in v) / len(v) for v in stds.values()]
+    # Raw slices spread output scales over ~30x; unit filters leave only the taps a border pixel loses to padding.
+    assert len(stds) >= 10 and max(raw) / min(raw) > 5 and max(unit) / min(unit) < 2.5, stds
+
+
 def test_a_hypernet_training_step_lowers_the_loss_on_a_fixed_batch():
     space, (arch,) = _sampled(1, seed=1)
     enc = Encoder(space.cfg)
@@ -137,12 +168,21 @@ def test_sampled_architectures_build_run_and_train_freely():
 def test_smash_search_ranks_retrains_and_rank_scores(cli, run_root):
     res = cli("search", "strategy=smash", "dataset=digits", "strategy.epochs=2", "strategy.candidates=12",
               "strategy.noise_samples=1", "strategy.hypernet.width=16", "strategy.hypernet.depth=2",
-              "budget.max_batches=6", "space.max_ops=3", "--run-root", run_root)
+              "budget.max_batches=6", "space.max_ops=3", "strategy.refine.steps=4", "strategy.refine.top=2",
+              "--run-root", run_root)
     assert res.exit_code == 0, res.output
     run = next((run_root / "search").iterdir())
     archs = pd.read_csv(run / "archs.csv")
-    assert len(archs) == 12 and archs["score"].between(0, 100).all() and archs["score_scrambled"].notna().all()
+    assert archs["score"].between(0, 100).all() and archs["score_scrambled"].notna().all()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # The perturbation phase: 12 sampled, then up to 2 x 4 perturbed children, each naming a parent it came from.
+    sampled, refined = archs[archs["phase"] == "sampled"], archs[archs["phase"] == "refine"]
+    assert len(sampled) == 12 and 1 <= len(refined) <= 8 and refined["arch_id"].is_unique
+    assert set(refined["parent"]) <= set(archs["arch_id"])
+    walks = [r for r in records if r.get("event") == "refine"]
+    best_two = sampled.sort_values(["score", "arch_id"], ascending=[False, True])["arch_id"].head(2).tolist()
+    assert [w["start"] for w in walks] == best_two
+    assert all(w["end_score"] >= w["start_score"] for w in walks)
     capacity = next(r for r in records if r.get("event") == "capacity")
     assert capacity["hypernet_params"] > 0 and capacity["mainnet_params"] > 0
     sensitivity = next(r for r in records if r.get("event") == "hypernet_sensitivity")
@@ -156,6 +196,23 @@ def test_smash_search_ranks_retrains_and_rank_scores(cli, run_root):
     # score() reproduces the search's scores when the number of noise draws is the same.
     merged = ranked.merge(archs, on="arch_id")
     assert merged["strategy_smash"].tolist() == pytest.approx(merged["score_y"].tolist())
+
+
+def test_a_perturbation_is_one_small_valid_change_that_the_hypernet_can_hold():
+    space, archs = _sampled(40, seed=6)
+    enc = Encoder(space.cfg)
+    rng = random.Random(0)
+    for arch in archs:
+        child = space.perturb(arch, rng)
+        assert child.arch_id != arch.arch_id
+        enc.check(child)  # inside the sampler's limits
+        assert space.make(child.genotype).arch_id == child.arch_id
+        changed = [b for b, (x, y) in enumerate(zip(arch.genotype["blocks"], child.genotype["blocks"], strict=True))
+                   if x != y]
+        assert len(changed) == 1
+        before, after = arch.genotype["blocks"][changed[0]]["ops"], child.genotype["blocks"][changed[0]]["ops"]
+        # one op changed, or one op added or removed
+        assert abs(len(before) - len(after)) == 1 or sum(x != y for x, y in zip(before, after, strict=True)) == 1
 
 
 def test_bad_membank_genotype_is_a_user_error():

@@ -68,6 +68,33 @@ def bootstrap_intervals(proxy: np.ndarray, truth: np.ndarray, resamples: int, co
     return out
 
 
+def partial_kendall(proxy: np.ndarray, truth: np.ndarray, given: np.ndarray) -> float:
+    """Kendall's partial τ (Kendall 1942) of proxy and truth with `given` held fixed:
+    (τ_pt − τ_pg·τ_tg) / sqrt((1 − τ_pg²)(1 − τ_tg²)), each τ-b from scipy.stats.kendalltau. It asks whether
+    the proxy orders architectures beyond what `given` (e.g. params) already explains: a proxy that only
+    tracks size scores about 0. NaN where `given` orders the proxy or the truth perfectly."""
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        pt, pg, tg = (stats.kendalltau(a, b, variant="b").statistic
+                      for a, b in ((proxy, truth), (proxy, given), (truth, given)))
+    denominator = (1 - pg * pg) * (1 - tg * tg)
+    if not (np.isfinite(pt) and np.isfinite(pg) and np.isfinite(tg)) or denominator <= 1e-12:
+        return float("nan")
+    return float((pt - pg * tg) / math.sqrt(denominator))
+
+
+def partial_interval(proxy: np.ndarray, truth: np.ndarray, given: np.ndarray, resamples: int, confidence: float,
+                     seed: int) -> list[float]:
+    def stat(x, y, z):
+        v = partial_kendall(x, y, z)
+        return 0.0 if not np.isfinite(v) else v  # a resample with no spread carries no order
+
+    res = stats.bootstrap((proxy, truth, given), stat, paired=True, vectorized=False, n_resamples=int(resamples),
+                          confidence_level=float(confidence), method="percentile",
+                          random_state=np.random.default_rng(seed))
+    return [_num(res.confidence_interval.low), _num(res.confidence_interval.high)]
+
+
 def top_k(proxy: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]:
     """precision@K: share of the proxy's top K that are in the true top K (= top-K overlap / K).
 
@@ -83,14 +110,21 @@ def top_k(proxy: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]:
 
 
 def correlate(proxy, truth, *, name: str, direction: int = 1, k: int = 10, resamples: int = 2000,
-              confidence: float = 0.95, seed: int = 0) -> dict:
-    """Every statistic for one proxy column. `direction` -1 negates the proxy first."""
+              confidence: float = 0.95, seed: int = 0, given=None, given_name: str | None = None) -> dict:
+    """Every statistic for one proxy column. `direction` -1 negates the proxy first. With `given` (a column
+    such as params, named `given_name`), also Kendall's partial τ of the proxy and truth given that column."""
     proxy = np.asarray(proxy, dtype=float) * (1 if direction >= 0 else -1)
     truth = np.asarray(truth, dtype=float)
     _check(proxy, truth, name)
     out = {"proxy": name, "direction": 1 if direction >= 0 else -1, "n": int(len(proxy))}
     out.update(point_estimates(proxy, truth))
     out["ci"] = bootstrap_intervals(proxy, truth, resamples, confidence, seed)
+    if given is not None and name != given_name:
+        given = np.asarray(given, dtype=float)
+        out["given"] = given_name
+        out["partial_kendall_tau"] = partial_kendall(proxy, truth, given)
+        if resamples > 0 and np.isfinite(out["partial_kendall_tau"]):
+            out["ci"]["partial_kendall_tau"] = partial_interval(proxy, truth, given, resamples, confidence, seed)
     out["confidence"] = float(confidence)
     out.update(top_k(proxy, truth, k))
     return out

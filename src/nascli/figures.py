@@ -68,10 +68,16 @@ def correlation_rows(doc: dict) -> list[list[str]]:
         rows.append([r["proxy"] + (" (lower better)" if r["direction"] < 0 else ""), str(r["n"]),
                      with_ci("kendall_tau"), f"{r['kendall_p']:.2g}", with_ci("spearman_rho"), with_ci("pearson_r"),
                      f"{r['top_k_overlap']}/{r['k']}"])
+        if doc.get("given"):
+            rows[-1].append(with_ci("partial_kendall_tau") if "partial_kendall_tau" in r else "-")
     return rows
 
 
 CORRELATION_HEADER = ["proxy", "n", "Kendall τ-b", "p", "Spearman ρ", "Pearson r", "top-K overlap"]
+
+
+def correlation_header(doc: dict) -> list[str]:
+    return CORRELATION_HEADER + ([f"partial τ given {doc['given']}"] if doc.get("given") else [])
 
 
 def correlation_markdown(doc: dict) -> str:
@@ -86,7 +92,8 @@ def correlation_markdown(doc: dict) -> str:
         c = doc["noise_ceiling"]
         lines.append(f"- noise ceiling (seed-to-seed Kendall τ of the truth, {c['seeds']} seeds): "
                      f"{c['seed_to_seed_kendall_tau']:.3f}")
-    lines += ["", "| " + " | ".join(CORRELATION_HEADER) + " |", "|" + "---|" * len(CORRELATION_HEADER)]
+    header = correlation_header(doc)
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in correlation_rows(doc)]
     lines += ["", "Directions are applied before correlating (a lower-is-better proxy is negated); "
               "intervals are percentile bootstraps over architectures (scipy.stats.bootstrap).", "",

@@ -119,6 +119,7 @@ class CorrelateConfig:
     collapse: bool = True  # average architectures that compute the same function
     bootstrap: int = 2000  # resamples for the confidence intervals
     confidence: float = 0.95
+    given: str | None = None  # a column (e.g. params) to hold fixed: Kendall's partial τ of each proxy given it
 
 
 # Numeric keys with a valid range: (low, high, what the key is). Bounds are inclusive except where the

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from rich.table import Table
 
-from nascli.figures import CORRELATION_HEADER, correlation_rows
+from nascli.figures import correlation_header, correlation_rows
 
 
 def human(n) -> str:
@@ -70,7 +70,7 @@ def key_values(title: str, values: dict) -> Table:
 def correlation_table(doc: dict) -> Table:
     conf = int(round(100 * doc["results"][0]["confidence"])) if doc["results"] else 95
     table = Table(title=f"agreement with {doc['truth']} ({conf}% bootstrap intervals)", title_justify="left")
-    for col in CORRELATION_HEADER:
+    for col in correlation_header(doc):
         table.add_column(col, justify="left" if col == "proxy" else "right")
     for row in correlation_rows(doc):
         table.add_row(*row)

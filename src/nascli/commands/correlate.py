@@ -54,14 +54,15 @@ def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: 
     for name in joined.proxies:
         res = correlate(joined.frame[name].to_numpy(), joined.frame[joined.truth].to_numpy(), name=name,
                         direction=joined.directions.get(name, 1), k=int(cfg.top_k), resamples=int(cfg.bootstrap),
-                        confidence=float(cfg.confidence), seed=int(cfg.seed))
+                        confidence=float(cfg.confidence), seed=int(cfg.seed),
+                        given=joined.frame[cfg.given].to_numpy() if cfg.given else None, given_name=cfg.given)
         results.append(res)
     ceiling = seed_ceiling(joined.per_seed) if joined.per_seed is not None else None
     run = RunDir.create(run_root, "correlate", "_".join(joined.proxies)[:60], cfg, argv=argv, overrides=overrides,
                         device="cpu", extra={"source": joined.source, "truth": joined.truth, "n": len(joined.frame)})
     with run.running():
         doc = {"source": joined.source, "truth": joined.truth, "n": len(joined.frame), "collapsed": joined.collapsed,
-               "excluded": joined.excluded, "noise_ceiling": ceiling, "results": results}
+               "excluded": joined.excluded, "noise_ceiling": ceiling, "given": cfg.given, "results": results}
         run.write_json(RunDir.CORRELATION, doc)
         run.write_csv("table.csv", joined.frame)
         run.write_text("report.md", correlation_markdown(doc))
@@ -98,6 +99,11 @@ def _columns(cfg: DictConfig) -> list[str] | None:
     return cols or None
 
 
+def _given(cfg: DictConfig) -> list[str]:
+    """The column partial τ holds fixed (`given=params`), as a list of zero or one names."""
+    return [str(cfg.given)] if cfg.get("given") else []
+
+
 def _directions(cols: list[str], declared: dict[str, int], cfg: DictConfig) -> dict[str, int]:
     lower = set(cfg.lower_is_better)
     out = {}
@@ -118,19 +124,19 @@ def join_csv(cfg: DictConfig, path: Path) -> Joined:
     if cols is None or cfg.truth is None:
         raise UserError(f"name the columns of {path.name}: proxy=COLUMN truth=COLUMN (numeric columns: "
                         f"{', '.join(numeric)})")
-    for c in [*cols, cfg.truth]:
+    for c in [*cols, cfg.truth, *_given(cfg)]:
         if c not in frame.columns:
             raise UserError(f"{path.name} has no column '{c}'; numeric columns: {', '.join(numeric)}")
         if not pd.api.types.is_numeric_dtype(frame[c]):
             raise UserError(f"column '{c}' of {path.name} is not numeric")
     key = next((k for k in ("arch_id", "arch_str") if k in frame.columns), None)
-    keep = [k for k in (key,) if k] + list(dict.fromkeys([*cols, cfg.truth]))
+    keep = [k for k in (key,) if k] + list(dict.fromkeys([*cols, cfg.truth, *_given(cfg)]))
     frame = frame[keep]
     before = len(frame)
     if key:  # exact duplicates of one architecture count once
         frame = frame.groupby(key, as_index=False, sort=False).mean(numeric_only=True)
     collapsed = {"rule": f"exact {key}" if key else "none", "rows": before, "kept": len(frame)}
-    _no_nan(frame, cols, cfg.truth)
+    _no_nan(frame, [*cols, *_given(cfg)], cfg.truth)
     return Joined(frame, cols, _directions(cols, {}, cfg), cfg.truth, None, f"CSV {path}", collapsed)
 
 
@@ -153,7 +159,7 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
         run_cols = ["score"]
     cols = _columns(cfg) or list(dict.fromkeys([*run_cols, *[b for b in BASELINES if b in frame.columns]]))
     frame = _add_combined(cfg, frame, cols, declared)
-    for c in cols:
+    for c in [*cols, *_given(cfg)]:
         if c not in frame.columns:
             raise UserError(f"the run has no score column '{c}'; it has: {', '.join(dict.fromkeys(run_cols + list(BASELINES)))}")
 
@@ -190,13 +196,14 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
         raise UserError(f"no architecture of {run.path} has a true accuracy; retrain some first "
                         f"(`nas retrain {run.path} --sample 8`)")
     if cfg.collapse:
-        frame, collapsed = collapse_functional(frame, run, cols, truth)
+        frame, collapsed = collapse_functional(frame, run, list(dict.fromkeys([*cols, *_given(cfg)])), truth)
     else:
         collapsed = {"rule": "none (collapse=false)", "rows": len(frame), "kept": len(frame), "groups": []}
     if per_seed is not None and collapsed["kept"] != collapsed["rows"]:
         per_seed = None  # seed columns no longer line up with collapsed rows
-    _no_nan(frame, cols, truth)
-    keep = ["arch_id", *[c for c in ("description",) if c in frame.columns], *cols, truth]
+    _no_nan(frame, [*cols, *_given(cfg)], truth)
+    keep = ["arch_id", *[c for c in ("description",) if c in frame.columns],
+            *dict.fromkeys([*cols, *_given(cfg)]), truth]
     return Joined(frame[keep].reset_index(drop=True), cols, _directions(cols, declared, cfg), truth, per_seed,
                   described, collapsed, excluded)
 

@@ -290,8 +290,12 @@ def correlate_sections(run: RunDir) -> list[str]:
                      "τ CI": _ci(ci.get("kendall_tau")), "Spearman ρ": r["spearman_rho"],
                      "ρ CI": _ci(ci.get("spearman_rho")), "Pearson r": r.get("pearson_r"),
                      f"precision@{r.get('k')}": r.get("precision_at_k")})
+        if doc.get("given"):
+            rows[-1].update({f"partial τ given {doc['given']}": r.get("partial_kendall_tau"),
+                             "partial τ CI": _ci(ci.get("partial_kendall_tau"))})
     out = [f"<h2>Correlation with {esc(doc['truth'])} (n = {doc['n']})</h2>",
-           f'<p class="muted">{esc(doc["source"])}</p>', table(pd.DataFrame(rows), text_columns=("proxy", "τ CI", "ρ CI"))]
+           f'<p class="muted">{esc(doc["source"])}</p>',
+           table(pd.DataFrame(rows), text_columns=("proxy", "τ CI", "ρ CI", "partial τ CI"))]
     if doc.get("excluded"):
         out.append("<p>Left out, counted: " + esc(json.dumps(doc["excluded"])) + "</p>")
     if doc.get("noise_ceiling"):

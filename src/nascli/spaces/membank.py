@@ -19,6 +19,7 @@ where each conv is [kernel, dilation, groups].
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from nascli.arch import Arch
+from nascli.errors import UserError
 from nascli.spaces.base import DataShape, SearchSpace, expect, register_space
 
 
@@ -164,6 +166,52 @@ class MembankSpace(SearchSpace):
             blocks.append({"banks": banks, "bank_channels": bank_units * int(cfg.unit), "ops": ops})
         return self.make({"blocks": blocks})
 
+    def perturb(self, arch: Arch, rng: random.Random, tries: int = 50) -> Arch:
+        """One small change inside the sampler's limits (SMASH's perturbation of a top architecture): one
+        conv's kernel, dilation or groups, an op's width, one bank more or less read or written, a path or a
+        conv added or removed, or an op added or removed. Changes that break a rule (groups must divide the
+        channels, an op must read a bank written before it) are redrawn."""
+        cfg = self.cfg
+        for _ in range(tries):
+            genotype = copy.deepcopy(arch.genotype)
+            block = rng.choice(genotype["blocks"])
+            ops = block["ops"]
+            op = rng.choice(ops)
+            kind = rng.choice(("conv", "width", "read", "write", "path", "depth", "op"))
+            if kind == "conv":
+                path = rng.choice(op["paths"])
+                path[rng.randrange(len(path))] = [rng.choice(list(cfg.kernels)), rng.choice(list(cfg.dilations)),
+                                                  rng.choice(list(cfg.groups))]
+            elif kind == "width":
+                op["width"] = int(cfg.unit) * rng.randint(1, int(cfg.max_width_units))
+            elif kind in ("read", "write"):
+                most = int(cfg.max_reads if kind == "read" else cfg.max_writes)
+                op[kind] = sorted(set(op[kind]) ^ {rng.randrange(block["banks"])})
+                if not op[kind] or len(op[kind]) > most:
+                    continue
+            elif kind == "path":
+                if len(op["paths"]) == 2:
+                    op["paths"].pop(rng.randrange(2))
+                else:
+                    op["paths"].append([list(rng.choice(op["paths"][0]))])
+            elif kind == "depth":
+                path = rng.choice(op["paths"])
+                if len(path) == 2:
+                    path.pop(rng.randrange(2))
+                else:
+                    path.insert(rng.randrange(2), list(path[0]))
+            elif len(ops) > 1 and (len(ops) == int(cfg.max_ops) or rng.random() < 0.5):
+                ops.pop(rng.randrange(len(ops)))
+            elif len(ops) < int(cfg.max_ops):
+                ops.insert(rng.randrange(len(ops) + 1), copy.deepcopy(op))
+            if genotype == arch.genotype or not _reads_written_banks(genotype):
+                continue
+            try:
+                return self.make(genotype)
+            except UserError:
+                continue  # e.g. groups no longer divide the new width
+        return arch
+
     def describe(self, arch: Arch) -> str:
         return " | ".join(f"{b['banks']}x{b['bank_channels']}:{len(b['ops'])}op" for b in arch.genotype["blocks"])
 
@@ -182,6 +230,17 @@ class MembankSpace(SearchSpace):
         expect(match is not None and stride == 1, f"'{name}' is not a membank conv unit (convKxK_dD_gG_oC)")
         k, d, g, c_out = (int(v) for v in match.groups())
         return bn_relu_conv(c, c_out, k, d, g)
+
+
+def _reads_written_banks(genotype: dict) -> bool:
+    """Every op reads at least one bank that the block's projection or an earlier op wrote."""
+    for block in genotype["blocks"]:
+        written = {0}
+        for op in block["ops"]:
+            if not written.intersection(op["read"]):
+                return False
+            written.update(op["write"])
+    return True
 
 
 def _fewer(rng: random.Random, most: int) -> int:

@@ -5,6 +5,8 @@ SMASH: op j of block b, path p, conv q always slices the same tensor (out channe
 channels / groups, and the centre k x k of a 7x7). BN is affine-free with batch statistics
 only: running statistics shared across random architectures would mix (a fault of the
 reference, which scored in eval mode), so every forward pass normalises with its own batch.
+Every path conv filter is used at unit norm (`unit_filters`), so what an op adds into a bank
+has the same scale whatever kernel, dilation, groups and width were sampled for it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,18 @@ def bn(x: torch.Tensor) -> torch.Tensor:
 def crop(w: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     sh, sw = (w.shape[-2] - kh) // 2, (w.shape[-1] - kw) // 2
     return w[..., sh : sh + kh, sw : sw + kw]
+
+
+def unit_filters(w: torch.Tensor, taps: torch.Tensor | None = None) -> torch.Tensor:
+    """`w` with each output filter divided by the norm of its `taps` (default: all of it).
+
+    The reference's simple weight norm, per filter. A slice's fan-in ranges from 1 tap of 4 channels to
+    49 taps of 16, so with raw slices an op's output (added unnormalised into the banks) was ~30x larger
+    for a 7x7 than for a cut 1x1, and every sampled wiring put a different scale into the same bank. Unit
+    filters over the taps that read the map give every op about unit-variance outputs on BN'd inputs.
+    """
+    taps = w if taps is None else taps
+    return w / taps.flatten(1).norm(dim=1).clamp_min(1e-8).view(-1, 1, 1, 1)
 
 
 def reach(k: int, d: int, size: int) -> int:
@@ -76,10 +90,12 @@ class SmashMainNet(nn.Module):
 
     def path_weight(self, block: int, op: int, path: int, conv: int, kdg: tuple[int, int, int],
                     channels: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-        """The shared weight of one path conv: its slot sliced to (out, in / groups) channels and cut to the taps
-        that can reach a `size` map (bench/smash_step.py overrides this with plain weights)."""
+        """The shared weight of one path conv: its slot sliced to (out, in / groups) channels, cut to the taps
+        that can reach a `size` map, each filter at unit norm (bench/smash_step.py overrides this with plain
+        weights)."""
         (k, d, g), (i, o) = kdg, channels
-        return crop(self.conv_slot(block, op, path, conv)[:o, : i // g], reach(k, d, size[0]), reach(k, d, size[1]))
+        w = crop(self.conv_slot(block, op, path, conv)[:o, : i // g], reach(k, d, size[0]), reach(k, d, size[1]))
+        return unit_filters(w)
 
     def forward(self, x: torch.Tensor, arch: Arch, generated: list[list[torch.Tensor]]) -> torch.Tensor:
         x = bn(F.conv2d(x, self.stem, padding=1))

@@ -42,11 +42,17 @@ class HyperNetConfig:
 
 
 @dataclass
+class RefineConfig:
+    steps: int = 0  # perturbations tried from each top architecture (0: off; the reference's optional phase)
+    top: int = 1  # how many of the best-scored architectures are refined
+
+
+@dataclass
 class SmashConfig:
     name: str = "smash"
-    epochs: int = 35
+    epochs: int = 70
     batch_size: int = 32
-    lr: float = 1e-2  # reference 1e-3 over ~90k steps; a CPU budget has ~1.4k
+    lr: float = 5e-2  # reference 1e-3 over ~90k steps; a CPU budget has ~2.4k (README: SMASH on digits)
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     eps: float = 1e-4
     weight_decay: float = 1e-4  # shared weights only; 0 on the HyperNet, as the reference
@@ -57,6 +63,7 @@ class SmashConfig:
     scrambled: bool = True  # also score with scrambled conditioning (the paper's ablation)
     scrambled_noise_samples: int = 1
     hypernet: HyperNetConfig = field(default_factory=HyperNetConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
 
 def scramble(conditioning: torch.Tensor, arch: Arch) -> torch.Tensor:
@@ -216,8 +223,9 @@ class Smash(TrainedStrategy):
                                   after_each=resume_point)
                      if cfg.scrambled else [math.nan] * len(archs))
         self._plot(ctx, history, scores, scrambled)
-        return [Candidate(a, s, "ok" if math.isfinite(s) else "failed", {"score_scrambled": sc})
-                for a, s, sc in zip(archs, scores, scrambled, strict=True)]
+        candidates = [Candidate(a, s, "ok" if math.isfinite(s) else "failed", {"score_scrambled": sc})
+                      for a, s, sc in zip(archs, scores, scrambled, strict=True)]
+        return candidates + self._refine(candidates, ctx, encoder)
 
     def resume(self, state: dict) -> None:
         self._resume = state
@@ -232,30 +240,78 @@ class Smash(TrainedStrategy):
         self.hypernet.eval()
         self.mainnet.eval()
         val = make_loader(ctx.splits.val, ctx.splits, int(cfg.val_batch_size), ctx.runtime, train=False)
-        # The same z draws for every architecture, so scores differ by architecture only.
-        zg = torch.Generator().manual_seed(ctx.seed + 2)
-        noises = [self.hypernet.noise(zg) for _ in range(noise_samples or int(cfg.noise_samples))]
+        noises = self._noises(ctx, noise_samples or int(cfg.noise_samples))
         out = done if done is not None else []
         with progress_bar(label, len(archs)) as advance:
             advance(len(out))
             for arch in archs[len(out):]:
-                encoder.check(arch)
-                c = encoder.encode(arch)
-                if scrambled:
-                    c = scramble(c, arch)
-                accs = []
-                for z in noises:
-                    weights = self.hypernet(arch, c, z)
-                    correct = seen = 0
-                    for x, y in val:
-                        correct += (self.mainnet(x, arch, weights).argmax(1) == y).sum().item()
-                        seen += len(y)
-                    accs.append(100.0 * correct / seen)
-                out.append(sum(accs) / len(accs))
+                out.append(self._accuracy(arch, encoder, noises, val, scrambled))
                 if after_each is not None:
                     after_each()
                 advance(1)
         return list(out)
+
+    def _noises(self, ctx: SearchContext, n: int) -> list[torch.Tensor]:
+        """The same z draws for every architecture, so scores differ by architecture only."""
+        zg = torch.Generator().manual_seed(ctx.seed + 2)
+        return [self.hypernet.noise(zg) for _ in range(n)]
+
+    @torch.no_grad()
+    def _accuracy(self, arch: Arch, encoder: Encoder, noises: list[torch.Tensor], val, scrambled: bool) -> float:
+        """Val accuracy of `arch` with generated weights, mean over the draws of z in `noises`."""
+        encoder.check(arch)
+        c = encoder.encode(arch)
+        if scrambled:
+            c = scramble(c, arch)
+        accs = []
+        for z in noises:
+            weights = self.hypernet(arch, c, z)
+            correct = seen = 0
+            for x, y in val:
+                correct += (self.mainnet(x, arch, weights).argmax(1) == y).sum().item()
+                seen += len(y)
+            accs.append(100.0 * correct / seen)
+        return sum(accs) / len(accs)
+
+    @torch.no_grad()
+    def _refine(self, sampled: list[Candidate], ctx: SearchContext, encoder: Encoder) -> list[Candidate]:
+        """SMASH's perturbation phase: from each of the `refine.top` best-scored architectures, `refine.steps`
+        times perturb the current one (one small change) and keep the change when the HyperNet scores it at
+        least as high. Every perturbed architecture is a candidate (phase "refine", its parent named), so the
+        ranking, archs.csv and a later `nas correlate` see what the phase tried, not only what it kept."""
+        refine = self.cfg.refine
+        if int(refine.steps) < 0 or int(refine.top) < 1:
+            raise UserError("strategy.refine.steps must be at least 0 and strategy.refine.top at least 1")
+        if int(refine.steps) == 0:
+            return []
+        cfg = self.cfg
+        val = make_loader(ctx.splits.val, ctx.splits, int(cfg.val_batch_size), ctx.runtime, train=False)
+        noises = self._noises(ctx, int(cfg.noise_samples))
+        scrambled_noises = self._noises(ctx, int(cfg.scrambled_noise_samples))
+        known = {c.arch.arch_id: c.score for c in sampled}
+        rng = random.Random(ctx.seed + 4)
+        starts = sorted((c for c in sampled if c.status == "ok"), key=lambda c: (-c.score, c.arch.arch_id))
+        out = []
+        starts = starts[: int(refine.top)]
+        with progress_bar("refining the top architectures", len(starts) * int(refine.steps)) as advance:
+            for start in starts:
+                current, current_score, kept = start.arch, start.score, 0
+                for _ in range(int(refine.steps)):
+                    child = ctx.space.perturb(current, rng)
+                    if child.arch_id not in known:
+                        known[child.arch_id] = self._accuracy(child, encoder, noises, val, scrambled=False)
+                        scrambled_score = (self._accuracy(child, encoder, scrambled_noises, val, scrambled=True)
+                                           if cfg.scrambled else math.nan)
+                        out.append(Candidate(child, known[child.arch_id], "ok", {
+                            "score_scrambled": scrambled_score, "phase": "refine", "parent": current.arch_id}))
+                    if known[child.arch_id] >= current_score:
+                        current, current_score, kept = child, known[child.arch_id], kept + 1
+                    advance(1)
+                ctx.log(event="refine", start=start.arch.arch_id, start_score=start.score, kept=kept,
+                        end=current.arch_id, end_score=current_score)
+        for c in sampled:
+            c.extra["phase"] = "sampled"
+        return out
 
     def _plot(self, ctx, history, scores, scrambled) -> None:
         if ctx.run is None:
