@@ -47,9 +47,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as root:
             rows.append(measure(name, COMMANDS[name], Path(root)))
             print(json.dumps(rows[-1]), flush=True)
+    # --only re-measures some commands: the other rows of an earlier file stay, in their order.
+    earlier = json.loads(opts.out.read_text())["results"] if opts.out.exists() else []
+    fresh = {r["command"]: r for r in rows}
+    merged = [fresh.pop(r["command"], r) for r in earlier] + list(fresh.values())
     doc = {"what": "resume checkpoint overhead at the defaults (checkpoint.every_s=60, one per epoch / candidate)",
            "goal": "overhead_fraction <= 0.03", "machine": platform.machine(), "cores": os.cpu_count(),
-           "results": rows}
+           "results": merged}
     opts.out.write_text(json.dumps(doc, indent=2) + "\n")
 
 

@@ -25,7 +25,7 @@ class BudgetConfig:
     max_batches: int | None = None  # cap on training batches per epoch (smoke runs)
     warmup_epochs: int = 2  # supernet epochs on the softmax(alpha) mixture before sampling (snas)
     search_batch_size: int = 32  # batch of a supernet / HyperNet step (snas, smash)
-    hypernet_epochs: int = 35  # HyperNet training epochs (smash)
+    hypernet_epochs: int = 70  # HyperNet training epochs (smash)
     scored_candidates: int = 250  # architectures a trained one-shot model scores and ranks (smash)
     levels: int = 3  # blocks (pnas B) a progressive search grows cells to
     beam: int = 8  # cells kept and evaluated per level after the first (pnas K)

@@ -123,6 +123,8 @@ class Smash(TrainedStrategy):
         cfg, rt = self.cfg, ctx.runtime
         if int(cfg.epochs) < 1 or int(cfg.candidates) < 1 or int(cfg.noise_samples) < 1:
             raise UserError("strategy.epochs, strategy.candidates and strategy.noise_samples must be at least 1")
+        if int(cfg.refine.steps) < 0 or int(cfg.refine.top) < 1:
+            raise UserError("strategy.refine.steps must be at least 0 and strategy.refine.top at least 1")
         encoder = self._build(ctx)
         saved, self._resume = self._resume, None
         if saved is None:
@@ -279,20 +281,16 @@ class Smash(TrainedStrategy):
         times perturb the current one (one small change) and keep the change when the HyperNet scores it at
         least as high. Every perturbed architecture is a candidate (phase "refine", its parent named), so the
         ranking, archs.csv and a later `nas correlate` see what the phase tried, not only what it kept."""
-        refine = self.cfg.refine
-        if int(refine.steps) < 0 or int(refine.top) < 1:
-            raise UserError("strategy.refine.steps must be at least 0 and strategy.refine.top at least 1")
+        cfg, refine = self.cfg, self.cfg.refine
         if int(refine.steps) == 0:
             return []
-        cfg = self.cfg
         val = make_loader(ctx.splits.val, ctx.splits, int(cfg.val_batch_size), ctx.runtime, train=False)
         noises = self._noises(ctx, int(cfg.noise_samples))
         scrambled_noises = self._noises(ctx, int(cfg.scrambled_noise_samples))
         known = {c.arch.arch_id: c.score for c in sampled}
         rng = random.Random(ctx.seed + 4)
         starts = sorted((c for c in sampled if c.status == "ok"), key=lambda c: (-c.score, c.arch.arch_id))
-        out = []
-        starts = starts[: int(refine.top)]
+        starts, out = starts[: int(refine.top)], []
         with progress_bar("refining the top architectures", len(starts) * int(refine.steps)) as advance:
             for start in starts:
                 current, current_score, kept = start.arch, start.score, 0
