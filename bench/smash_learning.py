@@ -31,7 +31,7 @@ from nascli.data import load_splits
 from nascli.spaces import get_space
 from nascli.strategies.smash.encoding import Encoder
 from nascli.strategies.smash.hypernet import HyperNet
-from nascli.strategies.smash.mainnet import SmashMainNet, crop, reach
+from nascli.strategies.smash.mainnet import SmashMainNet, reaching
 
 LAST = 150  # steps whose training accuracy is reported
 UNSEEN = 30  # fresh architectures scored on val at the end
@@ -42,7 +42,7 @@ class RawSlices(SmashMainNet):
 
     def path_weight(self, block, op, path, conv, kdg, channels, size):
         (k, d, g), (i, o) = kdg, channels
-        return crop(self.conv_slot(block, op, path, conv)[:o, : i // g], reach(k, d, size[0]), reach(k, d, size[1]))
+        return reaching(self.conv_slot(block, op, path, conv)[:o, : i // g], k, d, size)
 
 
 def normalised(x: torch.Tensor, splits) -> torch.Tensor:

@@ -37,7 +37,7 @@ from nascli.spaces import get_space
 from nascli.spaces.membank import op_channels, path_shapes
 from nascli.strategies.smash.encoding import Encoder
 from nascli.strategies.smash.hypernet import HyperNet
-from nascli.strategies.smash.mainnet import SmashMainNet, crop, reach, unit_filters
+from nascli.strategies.smash.mainnet import SmashMainNet, crop, reaching, unit_filters
 
 
 class PlainConvs(SmashMainNet):
@@ -47,7 +47,7 @@ class PlainConvs(SmashMainNet):
 
     def path_weight(self, block, op, path, conv, kdg, channels, size):
         (k, d, _), w = kdg, self.weights[(block, op, path, conv)]
-        return unit_filters(w, crop(w, reach(k, d, size[0]), reach(k, d, size[1])))
+        return unit_filters(w, reaching(w, k, d, size))
 
 
 class MaskedConvs(SmashMainNet):
@@ -60,7 +60,7 @@ class MaskedConvs(SmashMainNet):
         mask = torch.zeros(full, full)
         mask[(full - k) // 2: (full + k) // 2, (full - k) // 2: (full + k) // 2] = 1
         w = w * mask
-        return unit_filters(w, crop(w, reach(k, d, size[0]), reach(k, d, size[1])))
+        return unit_filters(w, reaching(w, k, d, size))
 
 
 def plain_weights(net: SmashMainNet, arch) -> dict:

@@ -124,19 +124,20 @@ def join_csv(cfg: DictConfig, path: Path) -> Joined:
     if cols is None or cfg.truth is None:
         raise UserError(f"name the columns of {path.name}: proxy=COLUMN truth=COLUMN (numeric columns: "
                         f"{', '.join(numeric)})")
-    for c in [*cols, cfg.truth, *_given(cfg)]:
+    needed = list(dict.fromkeys([*cols, *_given(cfg)]))
+    for c in [*needed, cfg.truth]:
         if c not in frame.columns:
             raise UserError(f"{path.name} has no column '{c}'; numeric columns: {', '.join(numeric)}")
         if not pd.api.types.is_numeric_dtype(frame[c]):
             raise UserError(f"column '{c}' of {path.name} is not numeric")
     key = next((k for k in ("arch_id", "arch_str") if k in frame.columns), None)
-    keep = [k for k in (key,) if k] + list(dict.fromkeys([*cols, cfg.truth, *_given(cfg)]))
+    keep = [k for k in (key,) if k] + list(dict.fromkeys([*needed, cfg.truth]))
     frame = frame[keep]
     before = len(frame)
     if key:  # exact duplicates of one architecture count once
         frame = frame.groupby(key, as_index=False, sort=False).mean(numeric_only=True)
     collapsed = {"rule": f"exact {key}" if key else "none", "rows": before, "kept": len(frame)}
-    _no_nan(frame, [*cols, *_given(cfg)], cfg.truth)
+    _no_nan(frame, needed, cfg.truth)
     return Joined(frame, cols, _directions(cols, {}, cfg), cfg.truth, None, f"CSV {path}", collapsed)
 
 
@@ -159,7 +160,8 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
         run_cols = ["score"]
     cols = _columns(cfg) or list(dict.fromkeys([*run_cols, *[b for b in BASELINES if b in frame.columns]]))
     frame = _add_combined(cfg, frame, cols, declared)
-    for c in [*cols, *_given(cfg)]:
+    needed = list(dict.fromkeys([*cols, *_given(cfg)]))  # the proxies and the column partial τ holds fixed
+    for c in needed:
         if c not in frame.columns:
             raise UserError(f"the run has no score column '{c}'; it has: {', '.join(dict.fromkeys(run_cols + list(BASELINES)))}")
 
@@ -196,14 +198,13 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
         raise UserError(f"no architecture of {run.path} has a true accuracy; retrain some first "
                         f"(`nas retrain {run.path} --sample 8`)")
     if cfg.collapse:
-        frame, collapsed = collapse_functional(frame, run, list(dict.fromkeys([*cols, *_given(cfg)])), truth)
+        frame, collapsed = collapse_functional(frame, run, needed, truth)
     else:
         collapsed = {"rule": "none (collapse=false)", "rows": len(frame), "kept": len(frame), "groups": []}
     if per_seed is not None and collapsed["kept"] != collapsed["rows"]:
         per_seed = None  # seed columns no longer line up with collapsed rows
-    _no_nan(frame, [*cols, *_given(cfg)], truth)
-    keep = ["arch_id", *[c for c in ("description",) if c in frame.columns],
-            *dict.fromkeys([*cols, *_given(cfg)]), truth]
+    _no_nan(frame, needed, truth)
+    keep = ["arch_id", *[c for c in ("description",) if c in frame.columns], *needed, truth]
     return Joined(frame[keep].reset_index(drop=True), cols, _directions(cols, declared, cfg), truth, per_seed,
                   described, collapsed, excluded)
 

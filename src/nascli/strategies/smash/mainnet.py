@@ -52,6 +52,11 @@ def reach(k: int, d: int, size: int) -> int:
     return min(k, 2 * ((size - 1) // d) + 1)
 
 
+def reaching(w: torch.Tensor, k: int, d: int, size: tuple[int, int]) -> torch.Tensor:
+    """The centre of `w` that a k x k kernel with dilation d can use on a `size` map (see `reach`)."""
+    return crop(w, reach(k, d, size[0]), reach(k, d, size[1]))
+
+
 class SmashMainNet(nn.Module):
     def __init__(self, encoder: Encoder, shape: DataShape, channels: int):
         super().__init__()
@@ -94,8 +99,7 @@ class SmashMainNet(nn.Module):
         that can reach a `size` map, each filter at unit norm (bench/smash_step.py overrides this with plain
         weights)."""
         (k, d, g), (i, o) = kdg, channels
-        w = crop(self.conv_slot(block, op, path, conv)[:o, : i // g], reach(k, d, size[0]), reach(k, d, size[1]))
-        return unit_filters(w)
+        return unit_filters(reaching(self.conv_slot(block, op, path, conv)[:o, : i // g], k, d, size))
 
     def forward(self, x: torch.Tensor, arch: Arch, generated: list[list[torch.Tensor]]) -> torch.Tensor:
         x = bn(F.conv2d(x, self.stem, padding=1))
