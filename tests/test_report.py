@@ -96,15 +96,16 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
 def test_reports_render_in_a_real_browser(cli, runs, tmp_path):
     from PIL import Image
 
-    res = cli("report", *sorted((runs / "search").iterdir()), *sorted((runs / "retrain").iterdir())[:1],
-              *sorted((runs / "correlate").iterdir()), "--run-root", runs)
+    # The same first run of each kind is reported and then opened: iterdir's order is the file system's, not sorted.
+    first = {kind: sorted((runs / kind).iterdir())[0] for kind in ("search", "retrain", "correlate")}
+    res = cli("report", *first.values(), "--run-root", runs)
     assert res.exit_code == 0, res.output
-    search = RunDir.open(next((runs / "search").iterdir()))
-    correlation = json.loads((next((runs / "correlate").iterdir()) / RunDir.CORRELATION).read_text())
+    search = RunDir.open(first["search"])
+    correlation = json.loads((first["correlate"] / RunDir.CORRELATION).read_text())
     expected = {"search": f"{search.manifest['summary']['best_score']:.4g}",
                 "correlate": f"{correlation['results'][0]['kendall_tau']:.4g}"}
     for kind in ("search", "retrain", "correlate"):
-        page = next((runs / kind).iterdir()) / "report.html"
+        page = first[kind] / "report.html"
         probed = tmp_path / f"{kind}.html"
         probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
         dom = _chromium("--dump-dom", probed.as_uri())
