@@ -5,7 +5,10 @@ scored by bench/reference_proxies.py (one pass per proxy, library pooling, a sec
 columns) and by nascli's score_chunk (one build, shared passes, fast pooling), alternating, with one
 intra-op thread (what each worker of `executor.workers=2` gets on a 2-core machine). Reported: cells/s
 of both, their ratio, the largest relative difference of any score (the two must agree), and the
-projected wall time for all 15,625 cells with two workers.
+projected wall time for all 15,625 cells with two workers. For the six proxies also the floor: the same
+cells through only the passes every implementation of those scores must make (build, one forward, the
+cross-entropy backward to the weights, the backward to the input), so reference / floor is the largest
+speed-up any implementation at equal scores can reach on this machine.
 
     python bench/proxies.py --out bench/proxies.json [--cells 12]
 """
@@ -21,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,6 +74,21 @@ def batches_of(splits, runtime, size: int):
     return [(x, y)]
 
 
+def passes_floor(space, arch, shape, size, b64) -> None:
+    """The passes every implementation of the six scores must make, and nothing else: build the network, one
+    training-mode forward, the cross-entropy backward to the weights (snip, grad_norm) and the backward of the
+    summed logits to the input (jacob_cov). No proxy arithmetic, no synflow, no naswot kernel: the fastest any
+    implementation computing the same scores can be on this machine."""
+    (x, y), = b64
+    torch.manual_seed(0)
+    model = space.build(arch, shape, size).to(memory_format=torch.channels_last).train()
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = model(x)
+    logits = out[0] if isinstance(out, tuple) else out
+    torch.autograd.grad(F.cross_entropy(logits, y), list(model.parameters()), retain_graph=True, allow_unused=True)
+    torch.autograd.grad(logits.sum(), x)
+
+
 def whole_machine(cfg, space, splits, archs, b64) -> dict:
     """The six proxies as a user runs them, whole machine: the old path in one process with torch's default
     threads (all cores) against the new path on `executor.workers=2` (one thread each, pool start-up
@@ -113,15 +132,19 @@ def main() -> None:
         sizes = {n: (None if n in ("synflow", "params") else 64) for n in names}
         setup = ScoringSetup("nb201", OmegaConf.to_container(cfg.space), "retrain", splits.shape, names, sizes,
                              {64: b64} if any(sizes.values()) else {}, 0, channels_last=True)
-        ref_s = new_s = 0.0
+        ref_s = new_s = floor_s = 0.0
         worst = {n: 0.0 for n in names}
-        for arch in archs:  # alternate, so drift on a shared machine hits both alike
+        for arch in archs:  # alternate, so drift on a shared machine hits all alike
             t = time.perf_counter()
             ref = reference_row(space, arch, splits.shape, cfg.space.retrain, b64, names, 0)
             ref_s += time.perf_counter() - t
             t = time.perf_counter()
             new = score_chunk(setup, [arch.genotype])[0]
             new_s += time.perf_counter() - t
+            if label == "six":
+                t = time.perf_counter()
+                passes_floor(space, arch, splits.shape, cfg.space.retrain, b64)
+                floor_s += time.perf_counter() - t
             for n in names:
                 a, b = ref[n], new[n]
                 if abs(a) != float("inf") and a == a:
@@ -130,6 +153,10 @@ def main() -> None:
                 "reference_cells_per_s": round(len(archs) / ref_s, 3), "cells_per_s": round(len(archs) / new_s, 3),
                 "speedup": round(ref_s / new_s, 2), "max_relative_difference": worst,
                 "projected_all_nb201_two_workers_min": round(NB201_CELLS / (2 * len(archs) / new_s) / 60, 1)}
+        if floor_s:
+            # The ceiling on any speed-up at equal scores: the reference over the unavoidable passes alone.
+            case.update(floor_cells_per_s=round(len(archs) / floor_s, 3), floor_speedup=round(ref_s / floor_s, 2),
+                        share_of_floor=round(floor_s / new_s, 2))
         print(case, flush=True)
         results.append(case)
     # Each proxy at its paper batch (naswot 128): what `nas rank` does by default.

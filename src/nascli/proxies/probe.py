@@ -151,12 +151,12 @@ def _train_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, needs: set[s
             h.remove()
     out = TrainPass(constant_output=bool(torch.equal(logits, logits[:1].expand_as(logits))), kernel=kernel)
     if want_loss:
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(logits, y).backward(retain_graph=want_input)
-        layers = [w for w in weight_layers(model) if w.grad is not None]
-        out.snip = sum(float((w.detach() * w.grad).abs().sum()) for w in layers)
-        out.grad_norm = sum(float(w.grad.norm()) for w in layers)
-        model.zero_grad(set_to_none=True)
+        # Gradients of the conv and linear weights only: the input's and BN's are never read, so not computed.
+        weights = weight_layers(model)
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), weights, retain_graph=want_input, allow_unused=True)
+        layers = [(w.detach(), g) for w, g in zip(weights, grads, strict=True) if g is not None]
+        out.snip = sum(float((w * g).abs().sum()) for w, g in layers)
+        out.grad_norm = sum(float(g.norm()) for _, g in layers)
     if want_input:
         (jac,) = torch.autograd.grad(logits.sum(), x)
         out.input_jacobian = jac.reshape(n, -1).detach()
