@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from nascli.correlation import correlate, partial_kendall, seed_ceiling
+from nascli.correlation import correlate, partial_kendall, seed_ceiling, tau_difference
 from nascli.errors import UserError
 from nascli.spaces import get_space
 from tests.conftest import SHARED, TINY, fake_nb201_table, needs_shared, run_of, tree_digest
@@ -142,6 +142,38 @@ def test_partial_tau_is_kendalls_formula_and_zero_for_a_proxy_that_only_tracks_t
     low, high = by["proxy"]["ci"]["partial_kendall_tau"]
     assert low < expected < high and "partial_kendall_tau" not in by["params"]
     assert "partial τ given params" in (run / "report.md").read_text()
+
+
+def test_versus_gives_each_proxy_its_tau_difference_with_a_paired_interval(cli, run_root, tmp_path):
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=60)
+    ablation = truth + 1.0 * rng.normal(size=60)  # a weaker proxy...
+    better = ablation + 0.3 * (truth - ablation) + 0.1 * rng.normal(size=60)  # ...and one that adds some of what it misses
+    expected = stats.kendalltau(better, truth).statistic - stats.kendalltau(ablation, truth).statistic
+    diff = tau_difference(better, ablation, truth, 500, 0.95, 0)
+    assert diff["delta_kendall_tau"] == pytest.approx(expected, abs=1e-12)
+    low, high = diff["ci"]
+    assert 0 < low < expected < high  # paired: the difference is reliably above 0...
+    separate = [correlate(x, truth, name="x", resamples=500)["ci"]["kendall_tau"] for x in (better, ablation)]
+    assert separate[1][1] > separate[0][0]  # ...although the two proxies' own intervals overlap
+    # Through the CLI: versus=ablation adds the difference column (lower-is-better columns are negated first).
+    path = _write_csv(tmp_path / "v.csv", better, truth, {"ablation": ablation, "loss": -ablation})
+    res = cli("correlate", path, "proxy=proxy,ablation,loss", "truth=truth", "lower_is_better=[loss]",
+              "versus=ablation", "bootstrap=300", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    assert f"{expected:.3f}" in res.output  # the difference column
+    run = next((run_root / "correlate").iterdir())
+    doc = json.loads((run / "correlation.json").read_text())
+    by = {r["proxy"]: r for r in doc["results"]}
+    assert doc["versus"] == "ablation" and "delta_kendall_tau" not in by["ablation"]
+    assert by["proxy"]["delta_kendall_tau"] == pytest.approx(expected, abs=1e-12)
+    assert by["loss"]["delta_kendall_tau"] == pytest.approx(0.0, abs=1e-12)  # the same order, negated back
+    assert by["proxy"]["ci"]["delta_kendall_tau"][0] > 0
+    assert "τ − τ(ablation)" in (run / "report.md").read_text()
+    # A versus column that is not being correlated: one line, exit 2, no run written.
+    res = cli("correlate", path, "proxy=proxy", "truth=truth", "versus=ablation", "--run-root", tmp_path / "r2")
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1 and "versus=ablation" in res.stderr
+    assert not (tmp_path / "r2" / "correlate").exists() or not any((tmp_path / "r2" / "correlate").iterdir())
 
 
 @pytest.mark.parametrize("case, message", [

@@ -257,7 +257,7 @@ def correlate(ctx: typer.Context,
     out = run_correlate(cfg, source=refs[0] if refs else None, run_root=run_root, argv=_argv(ctx),
                         overrides=overrides)
     typer.echo(f"nas: used {out.joined.source}", err=True)
-    doc = {"truth": out.joined.truth, "results": out.results, "given": cfg.given}
+    doc = {"truth": out.joined.truth, "results": out.results, "given": cfg.given, "versus": cfg.versus}
     stdout.print(correlation_table(doc))
     ceiling = out.noise_ceiling
     if ceiling:

@@ -95,6 +95,30 @@ def partial_interval(proxy: np.ndarray, truth: np.ndarray, given: np.ndarray, re
     return [_num(res.confidence_interval.low), _num(res.confidence_interval.high)]
 
 
+def _tau_or_zero(a: np.ndarray, b: np.ndarray) -> float:
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        v = stats.kendalltau(a, b, variant="b").statistic
+    return 0.0 if not np.isfinite(v) else float(v)  # no spread carries no order
+
+
+def tau_difference(proxy: np.ndarray, other: np.ndarray, truth: np.ndarray, resamples: int, confidence: float,
+                   seed: int) -> dict:
+    """τ-b(proxy, truth) − τ-b(other, truth), with a paired percentile bootstrap interval: every resample draws
+    the same architectures for both proxies, so the interval is that of the difference itself. Two proxies that
+    agree with each other have overlapping intervals of their own even when one is reliably better; whether
+    the difference's interval excludes 0 is the test. Both arrays with their directions already applied."""
+    proxy, other, truth = (np.asarray(a, dtype=float) for a in (proxy, other, truth))
+    out = {"delta_kendall_tau": _tau_or_zero(proxy, truth) - _tau_or_zero(other, truth)}
+    if resamples > 0:
+        res = stats.bootstrap((proxy, other, truth), lambda x, o, y: _tau_or_zero(x, y) - _tau_or_zero(o, y),
+                              paired=True, vectorized=False, n_resamples=int(resamples),
+                              confidence_level=float(confidence), method="percentile",
+                              random_state=np.random.default_rng(seed))
+        out["ci"] = [_num(res.confidence_interval.low), _num(res.confidence_interval.high)]
+    return out
+
+
 def top_k(proxy: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]:
     """precision@K: share of the proxy's top K that are in the true top K (= top-K overlap / K).
 

@@ -70,6 +70,8 @@ def correlation_rows(doc: dict) -> list[list[str]]:
                      f"{r['top_k_overlap']}/{r['k']}"])
         if doc.get("given"):
             rows[-1].append(with_ci("partial_kendall_tau") if "partial_kendall_tau" in r else "-")
+        if doc.get("versus"):
+            rows[-1].append(with_ci("delta_kendall_tau") if "delta_kendall_tau" in r else "-")
     return rows
 
 
@@ -77,7 +79,8 @@ CORRELATION_HEADER = ["proxy", "n", "Kendall τ-b", "p", "Spearman ρ", "Pearson
 
 
 def correlation_header(doc: dict) -> list[str]:
-    return CORRELATION_HEADER + ([f"partial τ given {doc['given']}"] if doc.get("given") else [])
+    return CORRELATION_HEADER + ([f"partial τ given {doc['given']}"] if doc.get("given") else []) + (
+        [f"τ − τ({doc['versus']})"] if doc.get("versus") else [])
 
 
 def correlation_markdown(doc: dict) -> str:
@@ -96,7 +99,8 @@ def correlation_markdown(doc: dict) -> str:
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in correlation_rows(doc)]
     lines += ["", "Directions are applied before correlating (a lower-is-better proxy is negated); "
-              "intervals are percentile bootstraps over architectures (scipy.stats.bootstrap).", "",
+              "intervals are percentile bootstraps over architectures (scipy.stats.bootstrap); a τ difference's "
+              "interval is paired (the same resampled architectures for both proxies).", "",
               "![proxy vs truth](plots/scatter.png)", ""]
     return "\n".join(lines)
 

@@ -120,6 +120,7 @@ class CorrelateConfig:
     bootstrap: int = 2000  # resamples for the confidence intervals
     confidence: float = 0.95
     given: str | None = None  # a column (e.g. params) to hold fixed: Kendall's partial τ of each proxy given it
+    versus: str | None = None  # a proxy column to compare the others with: τ difference, paired bootstrap interval
 
 
 # Numeric keys with a valid range: (low, high, what the key is). Bounds are inclusive except where the

@@ -15,7 +15,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from nascli.arch_io import read_arch_file
-from nascli.correlation import correlate, seed_ceiling
+from nascli.correlation import correlate, seed_ceiling, tau_difference
 from nascli.errors import UserError
 from nascli.figures import correlation_figure, correlation_markdown
 from nascli.proxies import load_proxies
@@ -50,6 +50,10 @@ class CorrelateOutcome:
 def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: list[str],
                   overrides: list[str]) -> CorrelateOutcome:
     joined = join_inputs(cfg, source, run_root)
+    versus = cfg.get("versus")
+    if versus is not None and versus not in joined.proxies:
+        raise UserError(f"versus={versus} is not one of the proxy columns being correlated "
+                        f"({', '.join(joined.proxies)}); add it to proxy=... or pick one of those")
     results = []
     for name in joined.proxies:
         res = correlate(joined.frame[name].to_numpy(), joined.frame[joined.truth].to_numpy(), name=name,
@@ -57,12 +61,15 @@ def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: 
                         confidence=float(cfg.confidence), seed=int(cfg.seed),
                         given=joined.frame[cfg.given].to_numpy() if cfg.given else None, given_name=cfg.given)
         results.append(res)
+    if versus is not None:
+        _compare_with(results, joined, versus, cfg)
     ceiling = seed_ceiling(joined.per_seed) if joined.per_seed is not None else None
     run = RunDir.create(run_root, "correlate", "_".join(joined.proxies)[:60], cfg, argv=argv, overrides=overrides,
                         device="cpu", extra={"source": joined.source, "truth": joined.truth, "n": len(joined.frame)})
     with run.running():
         doc = {"source": joined.source, "truth": joined.truth, "n": len(joined.frame), "collapsed": joined.collapsed,
-               "excluded": joined.excluded, "noise_ceiling": ceiling, "given": cfg.given, "results": results}
+               "excluded": joined.excluded, "noise_ceiling": ceiling, "given": cfg.given, "versus": versus,
+               "results": results}
         run.write_json(RunDir.CORRELATION, doc)
         run.write_csv("table.csv", joined.frame)
         run.write_text("report.md", correlation_markdown(doc))
@@ -70,6 +77,23 @@ def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: 
         run.update_manifest(summary={r["proxy"]: {"kendall_tau": r["kendall_tau"], "spearman_rho": r["spearman_rho"]}
                                      for r in results})
     return CorrelateOutcome(run, results, joined, ceiling)
+
+
+def _compare_with(results: list[dict], joined: Joined, versus: str, cfg: DictConfig) -> None:
+    """Each other proxy's τ minus `versus`'s, with a paired bootstrap interval (e.g. SMASH's score against its
+    scrambled-conditioning ablation: is it above it, beyond resampling noise?)."""
+    def oriented(name: str) -> np.ndarray:
+        return joined.frame[name].to_numpy(dtype=float) * (1 if joined.directions.get(name, 1) >= 0 else -1)
+
+    truth = joined.frame[joined.truth].to_numpy(dtype=float)
+    for r in results:
+        if r["proxy"] == versus:
+            continue
+        diff = tau_difference(oriented(r["proxy"]), oriented(versus), truth, int(cfg.bootstrap),
+                              float(cfg.confidence), int(cfg.seed))
+        r["versus"], r["delta_kendall_tau"] = versus, diff["delta_kendall_tau"]
+        if "ci" in diff:
+            r["ci"]["delta_kendall_tau"] = diff["ci"]
 
 
 # -- inputs ---------------------------------------------------------------------------------

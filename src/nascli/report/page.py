@@ -293,9 +293,12 @@ def correlate_sections(run: RunDir) -> list[str]:
         if doc.get("given"):
             rows[-1].update({f"partial τ given {doc['given']}": r.get("partial_kendall_tau"),
                              "partial τ CI": _ci(ci.get("partial_kendall_tau"))})
+        if doc.get("versus"):
+            rows[-1].update({f"τ − τ({doc['versus']})": r.get("delta_kendall_tau"),
+                             "difference CI (paired)": _ci(ci.get("delta_kendall_tau"))})
     out = [f"<h2>Correlation with {esc(doc['truth'])} (n = {doc['n']})</h2>",
            f'<p class="muted">{esc(doc["source"])}</p>',
-           table(pd.DataFrame(rows), text_columns=("proxy", "τ CI", "ρ CI", "partial τ CI"))]
+           table(pd.DataFrame(rows), text_columns=("proxy", "τ CI", "ρ CI", "partial τ CI", "difference CI (paired)"))]
     if doc.get("excluded"):
         out.append("<p>Left out, counted: " + esc(json.dumps(doc["excluded"])) + "</p>")
     if doc.get("noise_ceiling"):
