@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from nascli.config import compose
 from nascli.data import load_splits
+from nascli.data.loader import TensorLoader
 from nascli.spaces import get_space
 from nascli.strategies.smash.encoding import Encoder
 from nascli.strategies.smash.hypernet import HyperNet
@@ -45,10 +46,9 @@ class RawSlices(SmashMainNet):
         return reaching(self.conv_slot(block, op, path, conv)[:o, : i // g], k, d, size)
 
 
-def normalised(x: torch.Tensor, splits) -> torch.Tensor:
-    mean = torch.tensor(splits.mean).view(1, -1, 1, 1)
-    std = torch.tensor(splits.std).view(1, -1, 1, 1)
-    return (x.float() / 255 - mean) / std
+def normalised(split, splits) -> torch.Tensor:
+    """The whole split as the loaders feed it to a network (float, normalised, no augmentation)."""
+    return TensorLoader(split, len(split.y), splits.mean, splits.std).transform(split.x)
 
 
 def main() -> None:
@@ -87,7 +87,7 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / args.steps)))
     rng, g = random.Random(args.seed), torch.Generator().manual_seed(args.seed)
     fixed = space.sample(random.Random(args.seed + 123))
-    x_train, y_train = normalised(splits.train.x, splits), splits.train.y
+    x_train, y_train = normalised(splits.train, splits), splits.train.y
     correct = seen = 0
     started = time.perf_counter()
     for step in range(args.steps):
@@ -104,7 +104,7 @@ def main() -> None:
         if step >= args.steps - LAST:
             correct += (logits.argmax(1) == y_train[idx]).sum().item()
             seen += len(idx)
-    x_val, y_val = normalised(splits.val.x, splits), splits.val.y
+    x_val, y_val = normalised(splits.val, splits), splits.val.y
     unseen_rng = random.Random(args.seed + 99)
     with torch.no_grad():
         accs = []

@@ -39,9 +39,30 @@ def point_estimates(proxy: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "pearson_p": _num(r.pvalue) if r is not None else float("nan")}
 
 
+def _finite_or_zero(fn):
+    """`fn` as a bootstrap statistic: a resample may repeat one architecture n times (no spread), where scipy
+    warns and returns NaN; such a resample carries no order, so it counts as 0."""
+    def stat(*samples):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)
+            v = fn(*samples)
+        return 0.0 if not np.isfinite(v) else v
+    return stat
+
+
+def _percentile_interval(samples: tuple[np.ndarray, ...], fn, resamples: int, confidence: float,
+                         seed: int) -> list[float]:
+    """Paired percentile interval of fn(*samples) from scipy.stats.bootstrap (architectures resampled with
+    replacement, the same rows of every sample)."""
+    res = stats.bootstrap(samples, _finite_or_zero(fn), paired=True, vectorized=False, n_resamples=int(resamples),
+                          confidence_level=float(confidence), method="percentile",
+                          random_state=np.random.default_rng(seed))
+    return [_num(res.confidence_interval.low), _num(res.confidence_interval.high)]
+
+
 def bootstrap_intervals(proxy: np.ndarray, truth: np.ndarray, resamples: int, confidence: float,
                         seed: int) -> dict[str, list[float]]:
-    """Paired percentile intervals from scipy.stats.bootstrap (architectures resampled with replacement)."""
+    """Paired percentile intervals of τ-b, ρ and r (r only where every score is finite)."""
     if resamples <= 0:
         return {}
     stat_fns = {
@@ -49,23 +70,8 @@ def bootstrap_intervals(proxy: np.ndarray, truth: np.ndarray, resamples: int, co
         "spearman_rho": lambda x, y: stats.spearmanr(x, y).statistic,
         "pearson_r": lambda x, y: np.corrcoef(x, y)[0, 1],
     }
-    out = {}
-    for key, fn in stat_fns.items():
-        if key == "pearson_r" and not np.all(np.isfinite(proxy)):
-            continue
-
-        def stat(x, y, fn=fn):
-            # A resample may repeat one architecture n times (no spread): scipy warns and returns NaN.
-            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", stats.ConstantInputWarning)
-                v = fn(x, y)
-            return 0.0 if not np.isfinite(v) else v  # a resample with no spread carries no order
-
-        res = stats.bootstrap((proxy, truth), stat, paired=True, vectorized=False, n_resamples=int(resamples),
-                              confidence_level=float(confidence), method="percentile",
-                              random_state=np.random.default_rng(seed))
-        out[key] = [_num(res.confidence_interval.low), _num(res.confidence_interval.high)]
-    return out
+    return {key: _percentile_interval((proxy, truth), fn, resamples, confidence, seed)
+            for key, fn in stat_fns.items() if key != "pearson_r" or np.all(np.isfinite(proxy))}
 
 
 def partial_kendall(proxy: np.ndarray, truth: np.ndarray, given: np.ndarray) -> float:
@@ -85,21 +91,7 @@ def partial_kendall(proxy: np.ndarray, truth: np.ndarray, given: np.ndarray) -> 
 
 def partial_interval(proxy: np.ndarray, truth: np.ndarray, given: np.ndarray, resamples: int, confidence: float,
                      seed: int) -> list[float]:
-    def stat(x, y, z):
-        v = partial_kendall(x, y, z)
-        return 0.0 if not np.isfinite(v) else v  # a resample with no spread carries no order
-
-    res = stats.bootstrap((proxy, truth, given), stat, paired=True, vectorized=False, n_resamples=int(resamples),
-                          confidence_level=float(confidence), method="percentile",
-                          random_state=np.random.default_rng(seed))
-    return [_num(res.confidence_interval.low), _num(res.confidence_interval.high)]
-
-
-def _tau_or_zero(a: np.ndarray, b: np.ndarray) -> float:
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        v = stats.kendalltau(a, b, variant="b").statistic
-    return 0.0 if not np.isfinite(v) else float(v)  # no spread carries no order
+    return _percentile_interval((proxy, truth, given), partial_kendall, resamples, confidence, seed)
 
 
 def tau_difference(proxy: np.ndarray, other: np.ndarray, truth: np.ndarray, resamples: int, confidence: float,
@@ -108,14 +100,15 @@ def tau_difference(proxy: np.ndarray, other: np.ndarray, truth: np.ndarray, resa
     the same architectures for both proxies, so the interval is that of the difference itself. Two proxies that
     agree with each other have overlapping intervals of their own even when one is reliably better; whether
     the difference's interval excludes 0 is the test. Both arrays with their directions already applied."""
+    tau = _finite_or_zero(lambda a, b: stats.kendalltau(a, b, variant="b").statistic)  # each term: no spread, 0
+
+    def difference(x, o, y):
+        return tau(x, y) - tau(o, y)
+
     proxy, other, truth = (np.asarray(a, dtype=float) for a in (proxy, other, truth))
-    out = {"delta_kendall_tau": _tau_or_zero(proxy, truth) - _tau_or_zero(other, truth)}
+    out = {"delta_kendall_tau": float(difference(proxy, other, truth))}
     if resamples > 0:
-        res = stats.bootstrap((proxy, other, truth), lambda x, o, y: _tau_or_zero(x, y) - _tau_or_zero(o, y),
-                              paired=True, vectorized=False, n_resamples=int(resamples),
-                              confidence_level=float(confidence), method="percentile",
-                              random_state=np.random.default_rng(seed))
-        out["ci"] = [_num(res.confidence_interval.low), _num(res.confidence_interval.high)]
+        out["ci"] = _percentile_interval((proxy, other, truth), difference, resamples, confidence, seed)
     return out
 
 

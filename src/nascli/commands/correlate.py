@@ -50,7 +50,7 @@ class CorrelateOutcome:
 def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: list[str],
                   overrides: list[str]) -> CorrelateOutcome:
     joined = join_inputs(cfg, source, run_root)
-    versus = cfg.get("versus")
+    versus = cfg.versus
     if versus is not None and versus not in joined.proxies:
         raise UserError(f"versus={versus} is not one of the proxy columns being correlated "
                         f"({', '.join(joined.proxies)}); add it to proxy=... or pick one of those")
@@ -85,12 +85,12 @@ def _compare_with(results: list[dict], joined: Joined, versus: str, cfg: DictCon
     def oriented(name: str) -> np.ndarray:
         return joined.frame[name].to_numpy(dtype=float) * (1 if joined.directions.get(name, 1) >= 0 else -1)
 
-    truth = joined.frame[joined.truth].to_numpy(dtype=float)
+    truth, reference = joined.frame[joined.truth].to_numpy(dtype=float), oriented(versus)
     for r in results:
         if r["proxy"] == versus:
             continue
-        diff = tau_difference(oriented(r["proxy"]), oriented(versus), truth, int(cfg.bootstrap),
-                              float(cfg.confidence), int(cfg.seed))
+        diff = tau_difference(oriented(r["proxy"]), reference, truth, int(cfg.bootstrap), float(cfg.confidence),
+                              int(cfg.seed))
         r["versus"], r["delta_kendall_tau"] = versus, diff["delta_kendall_tau"]
         if "ci" in diff:
             r["ci"]["delta_kendall_tau"] = diff["ci"]
