@@ -3,8 +3,8 @@
 Two implementations of a proxy can only agree as well as the proxy agrees with itself under the choices
 they may make differently: the init seed, which training images form the batch, BN mode, precision.
 For uniformly sampled NB201 cells (C=16, N=5, CIFAR-10 JPEG when ../shared is present), each proxy is
-computed at a baseline (seed 0, first batch of 64), with another init (seed 1), and with another batch
-(the second 64 images); jacob_cov also with eval-mode BN (NASWOT v1's reference code), with numpy's
+computed at a baseline (seed 0, a seeded class-mixed draw of 64 training images), with another init (seed 1), and
+with another batch (a second, disjoint draw of 64); jacob_cov also with eval-mode BN (NASWOT v1's reference code), with numpy's
 general eigen-solver and no clamping (the zero-cost reference's `eval_score`), and with the whole network
 in float64. Reported: Spearman rho of each variant's ranking with the baseline's.
 
@@ -28,7 +28,7 @@ from nascli import atomic  # noqa: E402
 from nascli.device import resolve  # noqa: E402
 from nascli.proxies.scoring import ScoringSetup, score_chunk  # noqa: E402
 from nascli.proxies.zero_cost import JACOB_K  # noqa: E402
-from nascli.train import make_loader  # noqa: E402
+from nascli.train import drawn_batches  # noqa: E402
 from proxies import nb201_bench  # noqa: E402
 
 PROXIES = ["synflow", "naswot", "snip", "grad_norm", "jacob_cov"]
@@ -61,8 +61,9 @@ def rho(a, b) -> float:
 
 def main() -> None:
     args, cfg, space, splits, archs, data_name = nb201_bench(__doc__.splitlines()[0], "bench/proxy_stability.json", 60)
-    x, y = next(iter(make_loader(splits.train, splits, 128, resolve(cfg.device), train=False)))
-    first, second = [(x[:64], y[:64])], [(x[64:], y[64:])]
+    # Two disjoint seeded, class-mixed draws of 64 training images (the split is stored class-sorted: its first
+    # 128 images would be one class, and "another batch" the same class again).
+    first, second = ([batch] for batch in drawn_batches(splits.train, splits, 64, 2, 0, resolve(cfg.device))[0])
     genotypes = [a.genotype for a in archs]
 
     def run(seed: int, batch) -> dict[str, list[float]]:

@@ -75,6 +75,61 @@ def test_seed_ceiling_is_the_mean_pairwise_tau():
     assert seed_ceiling(seeds[:, :1]) is None
 
 
+@pytest.mark.parametrize("k", [2, 4])
+def test_noise_ceiling_is_for_the_mean_of_the_seeds_that_the_truth_is(k):
+    """A perfect score (the expected accuracy) against a k-seed mean truth reaches the ceiling, which is above
+    the single seed-to-seed τ; two independent k-seed truths agree at mean_of_seeds_kendall_tau."""
+    rng = np.random.default_rng(1)
+    expected_acc = rng.normal(size=3000)
+    seeds = expected_acc[:, None] + rng.normal(size=(3000, k))
+    other = expected_acc[:, None] + rng.normal(size=(3000, k))
+    c = seed_ceiling(seeds)
+    truth = seeds.mean(1)
+    assert c["ceiling_kendall_tau"] == pytest.approx(stats.kendalltau(expected_acc, truth).statistic, abs=0.02)
+    assert c["mean_of_seeds_kendall_tau"] == pytest.approx(stats.kendalltau(other.mean(1), truth).statistic, abs=0.02)
+    assert c["seed_to_seed_kendall_tau"] < c["mean_of_seeds_kendall_tau"] < c["ceiling_kendall_tau"]
+
+
+def test_precision_at_k_does_not_depend_on_the_order_of_tied_rows():
+    proxy = np.array([9.0, 8.0, 8.0, 8.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])  # three tie at the 2nd place
+    truth = np.array([5.0, 9.0, 1.0, 1.0, 8.0, 2.0, 2.0, 2.0, 0.0, 0.0])
+    first = correlate(proxy, truth, name="p", resamples=0, k=2)
+    # proxy top 2: row 0, and one of rows 1-3 (1/3 each); truth top 2: rows 1 and 4.
+    assert first["precision_at_k"] == pytest.approx((1 / 3) / 2)
+    assert first["best_true_in_proxy_top_k"] == pytest.approx(1 / 3)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        order = rng.permutation(len(proxy))
+        again = correlate(proxy[order], truth[order], name="p", resamples=0, k=2)
+        for key in ("precision_at_k", "top_k_overlap", "best_true_in_proxy_top_k", "truth_of_proxy_best"):
+            assert again[key] == pytest.approx(first[key])
+    plain = correlate(np.arange(10.0), np.arange(10.0), name="p", resamples=0, k=3)
+    assert plain["top_k_overlap"] == 3 and plain["precision_at_k"] == 1.0  # no ties: the plain overlap
+
+
+def test_bootstrap_resamples_groups_of_equivalent_rows_not_rows():
+    """Ten architectures each present five times (equal up to dead edges): resampling rows would treat 50
+    points as independent and give an interval far narrower than the ten architectures support."""
+    rng = np.random.default_rng(0)
+    truth = np.linspace(0, 1, 10)
+    proxy = truth + rng.normal(scale=0.4, size=10)
+    groups = np.repeat(np.arange(10), 5)
+    by_rows = correlate(np.repeat(proxy, 5), np.repeat(truth, 5), name="p", resamples=400, seed=1)
+    by_groups = correlate(np.repeat(proxy, 5), np.repeat(truth, 5), name="p", resamples=400, seed=1, groups=groups)
+    alone = correlate(proxy, truth, name="p", resamples=400, seed=1)
+
+    def width(r):
+        return r["ci"]["kendall_tau"][1] - r["ci"]["kendall_tau"][0]
+
+    assert by_groups["bootstrap_groups"] == 10 and by_groups["kendall_tau"] == by_rows["kendall_tau"]
+    assert width(by_groups) > 1.5 * width(by_rows)
+    assert width(by_groups) == pytest.approx(width(alone), rel=0.35)
+    lo, hi = by_groups["ci"]["kendall_tau"]
+    assert lo <= by_groups["kendall_tau"] <= hi
+    # Singleton groups are plain row resampling: the same interval as without groups.
+    assert correlate(proxy, truth, name="p", resamples=400, seed=1, groups=np.arange(10))["ci"] == alone["ci"]
+
+
 def test_nb201_functional_key_collapses_dead_edges():
     space = get_space("nb201")
     a = space.from_ref("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|")
@@ -237,8 +292,20 @@ def test_rank_search_retrain_correlate_end_to_end(cli, run_root):
     assert res.exit_code == 0, res.output
     doc = json.loads(run_of(res).joinpath("correlation.json").read_text())
     assert [r["proxy"] for r in doc["results"]] == ["synflow", "naswot", "params", "flops"]
-    assert doc["n"] == 4
+    assert doc["n"] == 4 and doc["retrains"]["mixed"] is False and len(doc["retrains"]["settings_hash"]) == 1
     assert tree_digest(search_run) == before  # nothing in the search run changed
+
+    # One more retrain of other settings: its accuracy is not averaged with the others unless mixed=ok.
+    res = cli("retrain", search_run, "--top", "1", "budget=smoke", "budget.epochs=1", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    correlations = set((run_root / "correlate").iterdir())
+    res = cli("correlate", "bootstrap=0", "--run-root", run_root)
+    assert res.exit_code == 2 and "budget.epochs: " in res.stderr and "mixed=ok" in res.stderr, res.output
+    assert len(res.stderr.strip().splitlines()) == 1 and set((run_root / "correlate").iterdir()) == correlations
+    res = cli("correlate", "bootstrap=0", "mixed=ok", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(run_of(res).joinpath("correlation.json").read_text())
+    assert doc["retrains"]["mixed"] is True and sorted(doc["retrains"]["differing"]["budget.epochs"]) == [1, 2]
 
 
 def test_correlate_without_retrains_is_a_user_error(cli, run_root):
@@ -290,3 +357,41 @@ def test_nb201_table_12_epoch_column_matches_scipy(cli, run_root):
     assert r["spearman_rho"] == pytest.approx(
         stats.spearmanr(frame["cifar10valid_valid_12ep"], frame["cifar10_test_200ep"]).statistic, abs=1e-9)
     assert 0.55 < r["kendall_tau"] < 0.65 and 0.72 < r["spearman_rho"] < 0.82
+
+
+def test_equivalent_cells_keep_their_noise_ceiling_when_collapsed_and_are_resampled_together(cli, run_root,
+                                                                                             tmp_path):
+    """Two pairs of NB201 cells equal up to dead edges, each retrained with two seeds (result files written
+    here, no training): collapsing averages each pair's seeds too, so the noise ceiling is still computed;
+    without collapsing, the bootstrap resamples the pairs as units."""
+    dead = ["|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|",
+            "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+            "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|",
+            "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|none~1|none~2|"]
+    alive = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+             "|skip_connect~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|nor_conv_3x3~0|skip_connect~1|nor_conv_1x1~2|",
+             "|avg_pool_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|nor_conv_1x1~0|nor_conv_3x3~1|avg_pool_3x3~2|"]
+    csv = tmp_path / "cells.csv"
+    pd.DataFrame({"arch_str": dead + alive}).to_csv(csv, index=False)
+    res = cli("rank", csv, "proxy=params", "space=nb201", "space.retrain.channels=4",
+              "space.retrain.cells_per_stage=1", "dataset=digits", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    rank_run = run_of(res)
+    settings = {"budget": {"epochs": 1}, "device": {"threads": 1}}
+    for i, arch_id in enumerate(pd.read_csv(rank_run / "archs.csv")["arch_id"]):
+        for seed in (0, 1):
+            run = run_root / "retrain" / f"r{i}_{seed}"
+            run.mkdir(parents=True)
+            (run / "result.json").write_text(json.dumps({"arch_id": arch_id, "seed": seed, "dataset": "digits",
+                                                         "test_acc": 50.0 + 5 * i + 3 * seed * (i % 2)}))
+            (run / "manifest.json").write_text(json.dumps({"kind": "retrain", "status": "done", "settings": settings,
+                                                           "source_run": str(rank_run)}))
+    res = cli("correlate", rank_run, "bootstrap=50", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(run_of(res).joinpath("correlation.json").read_text())
+    assert doc["collapsed"]["rows"] == 7 and doc["collapsed"]["kept"] == doc["n"] == 5
+    assert doc["noise_ceiling"]["seeds"] == 2 and doc["noise_ceiling"]["ceiling_kendall_tau"] > 0
+    res = cli("correlate", rank_run, "bootstrap=50", "collapse=false", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(run_of(res).joinpath("correlation.json").read_text())
+    assert doc["n"] == 7 and doc["results"][0]["bootstrap_groups"] == 5 and doc["noise_ceiling"]["seeds"] == 2

@@ -167,7 +167,7 @@ def test_node_growth_on_the_table_evaluates_in_order_then_goes_on_in_rounds(cli,
 
 def test_pnas_train_evaluator_cli_and_retrain(cli, run_root):
     res = cli("search", "strategy=pnas", "space=nb201", "strategy.levels=2", "strategy.beam=2",
-              "strategy.child.nb201.channels=4", "strategy.predictor.members=2", "strategy.predictor.epochs=10",
+              "space.search.channels=4", "strategy.predictor.members=2", "strategy.predictor.epochs=10",
               "strategy.max_evaluations=null",  # budget=smoke would stop inside level 1
               *[t for t in TINY if not t.startswith("space.")], "--run-root", run_root)
     assert res.exit_code == 0, res.output

@@ -165,12 +165,24 @@ def test_sampled_architectures_build_run_and_train_freely():
         assert F.cross_entropy(net(x), y).item() < first
 
 
-def test_smash_search_ranks_retrains_and_rank_scores(cli, run_root):
+def test_smash_search_ranks_retrains_and_rank_scores(cli, run_root, monkeypatch):
+    from nascli.strategies.smash.strategy import Smash
+
+    draws = {False: set(), True: set()}  # the z draws each score averaged, with and without scrambling
+    real_accuracy = Smash._accuracy
+
+    def accuracy(self, arch, encoder, noises, val, scrambled):
+        draws[scrambled].add(tuple(round(float(z.sum()), 6) for z in noises))
+        return real_accuracy(self, arch, encoder, noises, val, scrambled)
+
+    monkeypatch.setattr(Smash, "_accuracy", accuracy)
     res = cli("search", "strategy=smash", "dataset=digits", "strategy.epochs=2", "strategy.candidates=12",
-              "strategy.noise_samples=1", "strategy.hypernet.width=16", "strategy.hypernet.depth=2",
+              "strategy.noise_samples=2", "strategy.hypernet.width=16", "strategy.hypernet.depth=2",
               "budget.max_batches=6", "space.max_ops=3", "strategy.refine.steps=4", "strategy.refine.top=2",
               "--run-root", run_root)
     assert res.exit_code == 0, res.output
+    # The ablation differs from the score by the conditioning alone: the same two draws of z for both.
+    assert draws[False] == draws[True] and len(next(iter(draws[False]))) == 2 and len(draws[False]) == 1
     run = next((run_root / "search").iterdir())
     archs = pd.read_csv(run / "archs.csv")
     assert archs["score"].between(0, 100).all() and archs["score_scrambled"].notna().all()

@@ -245,6 +245,7 @@ def correlate(ctx: typer.Context,
     """How well proxy scores order architectures by true accuracy (Kendall τ, Spearman ρ, Pearson r, CIs)."""
     from nascli.commands.correlate import run_correlate
     from nascli.config import compose
+    from nascli.figures import ceiling_text
     from nascli.tables import correlation_table
 
     refs, overrides = _split_args(args)
@@ -261,8 +262,10 @@ def correlate(ctx: typer.Context,
     stdout.print(correlation_table(doc))
     ceiling = out.noise_ceiling
     if ceiling:
-        stdout.print(f"noise ceiling: seed-to-seed Kendall τ of the truth = {ceiling['seed_to_seed_kendall_tau']:.3f} "
-                     f"({ceiling['seeds']} seeds)")
+        stdout.print(ceiling_text(ceiling))
+    if (out.joined.retrains or {}).get("mixed"):
+        typer.echo("nas: warning: retrains of different settings were averaged (mixed=ok): "
+                   + ", ".join(out.joined.retrains["differing"]), err=True)
     excluded = out.joined.excluded
     if excluded.get("failed"):
         typer.echo(f"nas: warning: {excluded['failed']} architecture(s) whose scoring failed are not in the correlation "

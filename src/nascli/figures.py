@@ -67,7 +67,7 @@ def correlation_rows(doc: dict) -> list[list[str]]:
 
         rows.append([r["proxy"] + (" (lower better)" if r["direction"] < 0 else ""), str(r["n"]),
                      with_ci("kendall_tau"), f"{r['kendall_p']:.2g}", with_ci("spearman_rho"), with_ci("pearson_r"),
-                     f"{r['top_k_overlap']}/{r['k']}"])
+                     f"{r['top_k_overlap']:g}/{r['k']}"])
         if doc.get("given"):
             rows[-1].append(with_ci("partial_kendall_tau") if "partial_kendall_tau" in r else "-")
         if doc.get("versus"):
@@ -83,6 +83,13 @@ def correlation_header(doc: dict) -> list[str]:
         [f"τ − τ({doc['versus']})"] if doc.get("versus") else [])
 
 
+def ceiling_text(c: dict) -> str:
+    """The noise ceiling in words: what a perfect score would reach against the mean-of-seeds truth."""
+    return (f"noise ceiling: a perfect score would reach Kendall τ {c['ceiling_kendall_tau']:.3f} against this "
+            f"truth (the mean of {c['seeds_per_arch']:g} seeds; seed-to-seed τ {c['seed_to_seed_kendall_tau']:.3f}, "
+            f"two such means {c['mean_of_seeds_kendall_tau']:.3f})")
+
+
 def correlation_markdown(doc: dict) -> str:
     lines = ["# Proxy vs truth", "", f"- source: {doc['source']}", f"- truth: `{doc['truth']}`",
              f"- architectures: {doc['n']} (collapsed by {doc['collapsed']['rule']}: {doc['collapsed']['rows']} rows "
@@ -92,9 +99,10 @@ def correlation_markdown(doc: dict) -> str:
         lines.append("- left out: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in excluded.items()
                                                if isinstance(v, int)))
     if doc.get("noise_ceiling"):
-        c = doc["noise_ceiling"]
-        lines.append(f"- noise ceiling (seed-to-seed Kendall τ of the truth, {c['seeds']} seeds): "
-                     f"{c['seed_to_seed_kendall_tau']:.3f}")
+        lines.append(f"- {ceiling_text(doc['noise_ceiling'])}")
+    if (doc.get("retrains") or {}).get("mixed"):
+        lines.append("- retrains of different settings averaged (mixed=ok): "
+                     + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in doc["retrains"]["differing"].items()))
     header = correlation_header(doc)
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in correlation_rows(doc)]

@@ -7,7 +7,8 @@ knows their layout (the file names below) and the checkpoint format.
     search:    archs.csv ranked.csv arch.json archs/<arch_id>.json checkpoints/strategy.pt
     retrain:   arch.json result.json checkpoints/best.pt checkpoints/last.pt
     search and retrain, while running: checkpoints/resume.pt (+ .prev), the state `--resume` continues from
-    rank:      archs.csv ranked.csv archs/<arch_id>.json proxies.json (archs.partial.csv while running)
+    rank:      archs.csv ranked.csv archs/<arch_id>.json proxies.json proxy_batches.json (archs.partial.csv
+               while running)
     correlate: correlation.json table.csv report.md
 
 manifest.json carries argv, overrides, versions, seed, device, status
@@ -92,6 +93,7 @@ class RunDir:
     CONFIG, MANIFEST, METRICS = "config.yaml", "manifest.json", "metrics.jsonl"
     ARCHS, RANKED, PARTIAL, ARCH, ARCH_DIR = "archs.csv", "ranked.csv", "archs.partial.csv", "arch.json", "archs"
     PROXIES, RESULT, CORRELATION = "proxies.json", "result.json", "correlation.json"
+    PROXY_BATCHES = "proxy_batches.json"  # which training images the data-dependent proxies of a rank run saw
     LATENCY = "latency.json"  # how a retrained network was timed (its latency_ms and throughput are in result.json too)
     STRATEGY_CKPT, BEST_CKPT, LAST_CKPT, CKPT_DIR = "strategy.pt", "best.pt", "last.pt", "checkpoints"
     RESUME_CKPT, LOCK = "resume.pt", ".lock"

@@ -87,6 +87,11 @@ class RetrainConfig:
 
 
 @dataclass
+class ProxyDataConfig:
+    batch_seed: int = 0  # which seeded, class-mixed draw of training images the data-dependent proxies score on
+
+
+@dataclass
 class RankConfig:
     command: str = "rank"
     seed: int = 0  # network initialisation and --sample draws
@@ -94,6 +99,7 @@ class RankConfig:
     rank_mean: str | None = None  # members of the rank_mean proxy, comma separated; null: the other proxies asked for
     batches: int = 1  # data batches a data-dependent proxy averages over
     batch_size: int | None = None  # images per batch; null: each proxy's paper batch (naswot 128, others 64)
+    proxies: ProxyDataConfig = field(default_factory=ProxyDataConfig)
     chunk: int = 16  # architectures per task; results are written after every chunk
     executor: Any = None
     network: str = "retrain"  # which network size a proxy sees: retrain (what gets trained) | search
@@ -121,6 +127,7 @@ class CorrelateConfig:
     confidence: float = 0.95
     given: str | None = None  # a column (e.g. params) to hold fixed: Kendall's partial τ of each proxy given it
     versus: str | None = None  # a proxy column to compare the others with: τ difference, paired bootstrap interval
+    mixed: str = "refuse"  # retrains trained with different settings: refuse (name the keys) | ok (average them)
 
 
 # Numeric keys with a valid range: (low, high, what the key is). Bounds are inclusive except where the

@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nascli.data import Augment, Split, Splits, TensorLoader
+from nascli.data.draws import class_mixed_batches, subset
 from nascli.device import Runtime
 from nascli.progress import progress_bar
 
@@ -46,6 +48,15 @@ def make_loader(split: Split, splits: Splits, batch_size: int, runtime: Runtime,
     return TensorLoader(split, batch_size, splits.mean, splits.std, shuffle=train, augment=augment,
                         generator=generator, max_batches=max_batches if train else None,
                         channels_last=runtime.channels_last)
+
+
+def drawn_batches(split: Split, splits: Splits, batch_size: int, count: int, seed: int,
+                  runtime: Runtime) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[list[int]]]:
+    """`count` seeded, class-mixed batches of `split` (normalised, never augmented) and their indices into it:
+    what a zero-cost proxy scores on and what a BN recalibration reads, the same batches every time."""
+    indices = class_mixed_batches(split.y, batch_size, count, seed)
+    loader = make_loader(subset(split, np.concatenate(indices)), splits, batch_size, runtime, train=False)
+    return list(loader), [i.tolist() for i in indices]
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from nascli.errors import UserError
 from nascli.figures import correlation_figure, correlation_markdown
 from nascli.proxies import load_proxies
 from nascli.results import BENCH_PREFIX
+from nascli.retrain_identity import device_type, differing, result_settings, settings_hash
 from nascli.rundir import RunDir, read_results_csv
 from nascli.spaces.base import get_space
 
@@ -37,6 +38,8 @@ class Joined:
     source: str  # what was used, in words
     collapsed: dict
     excluded: dict = field(default_factory=dict)  # rows left out and why (failed scores, no truth), counted
+    groups: np.ndarray | None = None  # collapse=false: each row's functional group (the bootstrap resamples groups)
+    retrains: dict | None = None  # the settings of the retrains averaged into the truth (hash, mixed or not)
 
 
 @dataclass
@@ -49,6 +52,8 @@ class CorrelateOutcome:
 
 def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: list[str],
                   overrides: list[str]) -> CorrelateOutcome:
+    if cfg.mixed not in ("refuse", "ok"):
+        raise UserError(f"mixed={cfg.mixed} is not a choice; use mixed=refuse (the default) or mixed=ok")
     joined = join_inputs(cfg, source, run_root)
     versus = cfg.versus
     if versus is not None and versus not in joined.proxies:
@@ -59,7 +64,8 @@ def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: 
         res = correlate(joined.frame[name].to_numpy(), joined.frame[joined.truth].to_numpy(), name=name,
                         direction=joined.directions.get(name, 1), k=int(cfg.top_k), resamples=int(cfg.bootstrap),
                         confidence=float(cfg.confidence), seed=int(cfg.seed),
-                        given=joined.frame[cfg.given].to_numpy() if cfg.given else None, given_name=cfg.given)
+                        given=joined.frame[cfg.given].to_numpy() if cfg.given else None, given_name=cfg.given,
+                        groups=joined.groups)
         results.append(res)
     if versus is not None:
         _compare_with(results, joined, versus, cfg)
@@ -69,7 +75,7 @@ def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: 
     with run.running():
         doc = {"source": joined.source, "truth": joined.truth, "n": len(joined.frame), "collapsed": joined.collapsed,
                "excluded": joined.excluded, "noise_ceiling": ceiling, "given": cfg.given, "versus": versus,
-               "results": results}
+               "retrains": joined.retrains, "results": results}
         run.write_json(RunDir.CORRELATION, doc)
         run.write_csv("table.csv", joined.frame)
         run.write_text("report.md", correlation_markdown(doc))
@@ -90,7 +96,7 @@ def _compare_with(results: list[dict], joined: Joined, versus: str, cfg: DictCon
         if r["proxy"] == versus:
             continue
         diff = tau_difference(oriented(r["proxy"]), reference, truth, int(cfg.bootstrap), float(cfg.confidence),
-                              int(cfg.seed))
+                              int(cfg.seed), joined.groups)
         r["versus"], r["delta_kendall_tau"] = versus, diff["delta_kendall_tau"]
         if "ci" in diff:
             r["ci"]["delta_kendall_tau"] = diff["ci"]
@@ -191,18 +197,17 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
 
     bench_cols = [c for c in frame.columns if c.startswith(BENCH_PREFIX)]
     truth = cfg.truth
-    per_seed = None
+    pivot, retrains_used = None, None
     if (truth is None and not bench_cols) or truth in RETRAIN_TRUTHS:
         truth = truth or "test_acc"
         retrains, how = retrain_results(run, frame["arch_id"].tolist(), run_root)
+        retrains_used = _one_setting(retrains, cfg.mixed)
         described += f" + {retrains['run'].nunique()} retrain runs ({how})"
         pivot = retrains.pivot_table(index="arch_id", columns="seed", values=truth, aggfunc="mean")
         before = len(frame)
         frame = frame.merge(pivot.mean(axis=1).rename(truth), left_on="arch_id", right_index=True)
         if before > len(frame):
             excluded["not_retrained"] = before - len(frame)
-        if pivot.shape[1] > 1:
-            per_seed = pivot.loc[frame["arch_id"]].to_numpy()
     else:
         if truth is None:
             config_metric = run.config.get("benchmark", {}).get("metric")
@@ -221,16 +226,23 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
     if frame.empty:
         raise UserError(f"no architecture of {run.path} has a true accuracy; retrain some first "
                         f"(`nas retrain {run.path} --sample 8`)")
+    frame = frame.assign(functional_key=functional_keys(frame, run))
+    key_of = dict(zip(frame["arch_id"], frame["functional_key"], strict=True))
+    groups = None
     if cfg.collapse:
         frame, collapsed = collapse_functional(frame, run, needed, truth)
     else:
         collapsed = {"rule": "none (collapse=false)", "rows": len(frame), "kept": len(frame), "groups": []}
-    if per_seed is not None and collapsed["kept"] != collapsed["rows"]:
-        per_seed = None  # seed columns no longer line up with collapsed rows
+        groups = frame["functional_key"].to_numpy()
+    per_seed = None
+    if pivot is not None and pivot.shape[1] > 1:
+        # The seed columns line up with the rows as they are now: a collapsed row's are its members' means.
+        seeds = pivot.loc[list(key_of)].groupby(key_of).mean() if cfg.collapse else pivot
+        per_seed = seeds.loc[frame["functional_key" if cfg.collapse else "arch_id"]].to_numpy()
     _no_nan(frame, needed, truth)
     keep = ["arch_id", *[c for c in ("description",) if c in frame.columns], *needed, truth]
     return Joined(frame[keep].reset_index(drop=True), cols, _directions(cols, declared, cfg), truth, per_seed,
-                  described, collapsed, excluded)
+                  described, collapsed, excluded, groups, retrains_used)
 
 
 def _add_combined(cfg: DictConfig, frame: pd.DataFrame, cols: list[str], declared: dict[str, int]) -> pd.DataFrame:
@@ -253,15 +265,21 @@ def _add_combined(cfg: DictConfig, frame: pd.DataFrame, cols: list[str], declare
     return frame
 
 
-def collapse_functional(frame: pd.DataFrame, run: RunDir, cols: list[str], truth: str):
-    """Average architectures that compute the same function (nb201: equal up to dead edges)."""
+def functional_keys(frame: pd.DataFrame, run: RunDir) -> list[str]:
+    """Each row's function: architectures with one key compute the same function (nb201: equal up to dead
+    edges); other spaces key by arch_id."""
     space_name = run.manifest.get("space") or run.config.space.name
     space = get_space(space_name)
     keys = []
     for arch_id in frame["arch_id"]:
         path = run.arch_file(arch_id)
         keys.append(space.functional_key(read_arch_file(path)) if path.is_file() else arch_id)
-    frame = frame.assign(functional_key=keys)
+    return keys
+
+
+def collapse_functional(frame: pd.DataFrame, run: RunDir, cols: list[str], truth: str):
+    """Average architectures that compute the same function (the `functional_key` column)."""
+    space_name = run.manifest.get("space") or run.config.space.name
     groups = frame.groupby("functional_key", sort=False)
     merged = groups.first()
     merged[[*cols, truth]] = groups[[*cols, truth]].mean()
@@ -272,8 +290,8 @@ def collapse_functional(frame: pd.DataFrame, run: RunDir, cols: list[str], truth
 
 
 def retrain_results(run: RunDir, arch_ids: list[str], run_root: Path) -> tuple[pd.DataFrame, str]:
-    """result.json of finished retrain runs: those made from `run`, else any with a matching arch_id
-    and the same dataset."""
+    """result.json of finished retrain runs: those made from `run`, else any with a matching arch_id and the
+    same dataset; each with the hash of the settings its result depends on (`retrain_identity`)."""
     base = Path(run_root) / "retrain"
     rows = []
     for result in sorted(base.glob("*/result.json")) if base.is_dir() else []:
@@ -282,21 +300,53 @@ def retrain_results(run: RunDir, arch_ids: list[str], run_root: Path) -> tuple[p
             manifest = json.loads((result.parent / RunDir.MANIFEST).read_text())
         except (json.JSONDecodeError, OSError, UnicodeDecodeError):
             continue  # a damaged retrain run is not truth
-        if manifest.get("status") != "done":
+        if manifest.get("status") != "done" or r.get("arch_id") not in arch_ids:
             continue
+        settings = manifest.get("settings") or _settings_of_older_run(result.parent, manifest)
+        if settings is None:
+            continue  # no readable config: its settings cannot be matched
         rows.append({**{k: r.get(k) for k in ("arch_id", "seed", "dataset", *RETRAIN_TRUTHS)},
-                     "run": str(result.parent), "source_run": manifest.get("source_run")})
-    frame = pd.DataFrame(rows, columns=["arch_id", "seed", "dataset", *RETRAIN_TRUTHS, "run", "source_run"])
-    wanted = frame[frame["arch_id"].isin(arch_ids)]
-    mine = wanted[wanted["source_run"].map(lambda p: _same(p, run.path))]
+                     "run": str(result.parent), "source_run": manifest.get("source_run"),
+                     "settings_hash": settings_hash(settings), "settings": settings})
+    frame = pd.DataFrame(rows, columns=["arch_id", "seed", "dataset", *RETRAIN_TRUTHS, "run", "source_run",
+                                        "settings_hash", "settings"])
+    mine = frame[frame["source_run"].map(lambda p: _same(p, run.path))]
     if len(mine):
         return mine, f"made from this run, under {base}"
     dataset = run.manifest.get("dataset")
-    same_data = wanted[wanted["dataset"] == dataset]
+    same_data = frame[frame["dataset"] == dataset]
     if len(same_data):
         return same_data, f"matched by arch_id on {dataset}, under {base}"
     raise UserError(f"no retrain run under {base} matches an architecture of {run.path}; run "
                     f"`nas retrain {run.path} --sample 8` first (or pass --run-root)")
+
+
+def _settings_of_older_run(path: Path, manifest: dict) -> dict | None:
+    """A retrain run written before manifests carried their settings: read them from its config.yaml (its
+    thread count is unknown)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = OmegaConf.load(path / RunDir.CONFIG)
+    except (OSError, OmegaConfBaseException, ValueError):
+        return None
+    return result_settings(cfg, threads=manifest.get("torch_threads"), device=device_type(manifest.get("device")))
+
+
+def _one_setting(retrains: pd.DataFrame, mixed: str) -> dict:
+    """The retrains' settings, when they are one; retrains of different settings (epochs, network size, data,
+    threads, ...) are refused with the keys that differ, unless mixed=ok."""
+    by_hash = retrains.drop_duplicates("settings_hash")
+    differ = differing(by_hash["settings"].tolist())
+    out = {"settings_hash": sorted(by_hash["settings_hash"]), "mixed": len(by_hash) > 1}
+    if len(by_hash) > 1:
+        if mixed != "ok":
+            named = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in list(differ.items())[:4])
+            raise UserError(f"the retrains to average were trained with different settings ({named}); retrain them "
+                            "alike, or pass mixed=ok to average them anyway")
+        out["differing"] = differ
+    return out
 
 
 def _same(a, b) -> bool:

@@ -29,7 +29,7 @@ from nascli.results import BENCH_PREFIX, candidates_frame, rank_frame
 from nascli.rundir import RunDir, load_checkpoint
 from nascli.spaces.base import get_space
 from nascli.strategies.base import Candidate, SearchContext, strategy_class
-from nascli.train import make_loader
+from nascli.train import drawn_batches
 
 STRATEGY_PREFIX = "strategy_"  # column of a strategy's own score, e.g. strategy_snas
 
@@ -207,23 +207,34 @@ def _batch_sizes(plan: ProxyPlan, cfg: DictConfig) -> dict[str, int | None]:
             for p in plan.network}
 
 
-def proxy_batches(cfg: DictConfig, splits, runtime, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The first `batches` training batches of `batch_size` images (never val or test), un-augmented."""
-    loader = make_loader(splits.train, splits, batch_size, runtime, train=False)
-    out = []
-    for x, y in loader:
-        out.append((x, y))
-        if len(out) == int(cfg.batches):
-            break
-    return out
+def proxy_batches(cfg: DictConfig, splits, runtime, batch_size: int) -> tuple[list[tuple[torch.Tensor, torch.Tensor]],
+                                                                       list[list[int]]]:
+    """`batches` training batches of `batch_size` images (never val or test), un-augmented: a seeded draw
+    (`proxies.batch_seed`), stratified so that every class appears, as the papers score a random training batch;
+    with the batches' indices into the train split, which the rank run records."""
+    return drawn_batches(splits.train, splits, batch_size, int(cfg.batches), int(cfg.proxies.batch_seed), runtime)
+
+
+def _batch_record(cfg: DictConfig, splits, data: dict, drawn: dict) -> dict:
+    """Which training images each batch size's proxies saw: indices into the train split that `load_splits`
+    builds from the run's dataset config, and each batch's images per class."""
+    classes = len(splits.classes) or int(splits.train.y.max()) + 1
+    return {"split": "train", "batch_seed": int(cfg.proxies.batch_seed), "batches": int(cfg.batches),
+            "indices": {str(bs): idx for bs, idx in drawn.items()},
+            "class_counts": {str(bs): [torch.bincount(y, minlength=classes).tolist() for _, y in data[bs]]
+                             for bs in drawn}}
 
 
 def proxy_scores(plan: ProxyPlan, archs, cfg: DictConfig, space, splits, runtime, executor: Executor, run: RunDir):
     """Every architecture's network proxies (chunks of architectures on the executor, rows appended to
     archs.partial.csv as chunks finish), then the combined proxies over the whole set."""
     sizes = _batch_sizes(plan, cfg)
-    data = {bs: [(x.cpu(), y.cpu()) for x, y in proxy_batches(cfg, splits, runtime, bs)]
-            for bs in sorted({b for b in sizes.values() if b is not None})}
+    data, drawn = {}, {}
+    for bs in sorted({b for b in sizes.values() if b is not None}):
+        batches, drawn[bs] = proxy_batches(cfg, splits, runtime, bs)
+        data[bs] = [(x.cpu(), y.cpu()) for x, y in batches]
+    if drawn:
+        run.write_json(RunDir.PROXY_BATCHES, _batch_record(cfg, splits, data, drawn))
     setup = ScoringSetup(space.name, OmegaConf.to_container(cfg.space), cfg.network, splits.shape,
                          [p.name for p in plan.network], sizes, data, int(cfg.seed), str(runtime.device),
                          runtime.channels_last, {**OmegaConf.to_container(cfg.latency), "bf16": runtime.amp},

@@ -25,6 +25,7 @@ from nascli.figures import curves_figure
 from nascli.latency import cached_trained_latency
 from nascli.measure import cost
 from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
+from nascli.retrain_identity import result_settings, settings_hash
 from nascli.rundir import RunDir
 from nascli.spaces.base import get_space
 from nascli.tracking.base import attach_tracker, check_tracker
@@ -53,10 +54,17 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
         raise UserError(f"the architecture is from space '{arch.space}' but space={cfg.space.name} was given; "
                         f"drop the space override or use space={arch.space}")
     setup = _setup(arch, cfg)
+    # What the result depends on besides the seed, the thread count included (a lone retrain uses the
+    # machine's cores unless device.threads is set, a batch's retrains one each): `nas correlate` averages
+    # only retrains of one settings hash.
+    threads = torch.get_num_threads()
+    settings = result_settings(cfg, threads=threads, device=str(setup.runtime.device))
     run = RunDir.create(run_root, "retrain", arch.arch_id, cfg, argv=argv, overrides=overrides,
                         device=setup.runtime.describe(),
                         extra={"arch_id": arch.arch_id, "space": arch.space, "dataset": cfg.dataset.name,
-                               "data": setup.splits.sizes(), "source_run": (source or {}).get("run"), **setup.costs})
+                               "data": setup.splits.sizes(), "source_run": (source or {}).get("run"), **setup.costs,
+                               "torch_threads": threads, "settings_hash": settings_hash(settings),
+                               "settings": settings})
     run.write_json(RunDir.ARCH, arch.to_json(source=source, description=setup.space.describe(arch)))
     return _train(run, arch, cfg, setup, saved=None)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nascli import distributed
@@ -46,7 +47,7 @@ def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: l
     strategy_cls, space, table, runtime, generator, splits, executor = _prepare(cfg)
     with _ranks(cfg, runtime, run_root) as (backend, root):
         extra = {"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name,
-                 "data": splits.sizes()}
+                 "data": splits.sizes(), "torch_threads": torch.get_num_threads()}
         if backend is not None:
             extra["distributed"] = {"world_size": distributed.world_size(), "backend": backend}
         run = RunDir.create(root, "search", f"{cfg.strategy.name}_{cfg.dataset.name}", cfg, argv=argv,
@@ -132,6 +133,9 @@ def _agreed(out: SearchOutcome, backend: str | None) -> SearchOutcome:
 def _prepare(cfg: DictConfig):
     """Everything before the run directory, in the same order for a new and a resumed run (same RNG draws)."""
     strategy_cls = strategy_class(cfg.strategy.name)
+    if cfg.train.include_val:
+        raise UserError("train.include_val=true would train candidates on the val split they are ranked on; "
+                        "it is a `nas retrain` option only: drop it from the search")
     executor = make_executor(cfg.executor, cfg.device)  # a missing engine is named before any work
     check_tracker(cfg)
     if cfg.get("latency") is not None:

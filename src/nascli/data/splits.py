@@ -29,7 +29,8 @@ class DatasetConfig:
     test_fraction: float = 0.2  # only for datasets without a test split of their own
     split_seed: int = 0
     subset: int | None = None  # use this many training images (seeded, stratified)
-    test_subset: int | None = None
+    test_subset: int | None = None  # use this many test images (seeded by test_subset_seed, stratified)
+    test_subset_seed: int = 0  # its own seed: the test images do not change with split_seed
     resize: int | None = None  # square side to resize every image to
     crop_padding: int = 0  # random crop after zero padding (training batches only)
     flip: bool = False  # random horizontal flip (training batches only)
@@ -128,7 +129,7 @@ def load_splits(cfg) -> Splits:
         keep, _ = _stratified_pick(y.numpy(), int(cfg.subset), int(cfg.split_seed))
         x, y = x[keep], y[keep]
     if cfg.test_subset is not None and cfg.test_subset < len(y_test):
-        keep, _ = _stratified_pick(y_test.numpy(), int(cfg.test_subset), int(cfg.split_seed))
+        keep, _ = _stratified_pick(y_test.numpy(), int(cfg.test_subset), int(cfg.test_subset_seed))
         x_test, y_test = x_test[keep], y_test[keep]
     val_idx, train_idx = _stratified_pick(y.numpy(), float(cfg.val_fraction), int(cfg.split_seed))
     if cfg.resize:

@@ -302,7 +302,7 @@ def correlate_sections(run: RunDir) -> list[str]:
     if doc.get("excluded"):
         out.append("<p>Left out, counted: " + esc(json.dumps(doc["excluded"])) + "</p>")
     if doc.get("noise_ceiling"):
-        out.append("<h3>Seed-to-seed noise ceiling</h3>" + key_values(
+        out.append("<h3>Noise ceiling of the truth</h3>" + key_values(
             {k: v for k, v in doc["noise_ceiling"].items() if not isinstance(v, (list, dict))}))
     out.append(plots(run))
     return out
@@ -343,20 +343,24 @@ def comparison_page(runs: list[RunDir]) -> str:
     for run in runs:
         m = run.manifest
         summary = m.get("summary") or {}
+        # Each number is labelled by what it is: a search's score of its best architecture (val split, its
+        # strategy's estimate), a benchmark's truth for it, a retrain's accuracies on val and test.
         row = {"run": run.path.name, "kind": m.get("kind"), "status": run.status, "strategy": m.get("strategy"),
-               "dataset": m.get("dataset"), "best score": summary.get("best_score"),
-               "truth": json.dumps(summary["best_truth"]) if summary.get("best_truth") else None,
-               "wall time (s)": m.get("wall_time_s")}
+               "dataset": m.get("dataset"), "search: best score (val)": summary.get("best_score"),
+               "search: benchmark truth": json.dumps(summary["best_truth"]) if summary.get("best_truth") else None,
+               "retrain: val acc": None, "retrain: test acc": None, "wall time (s)": m.get("wall_time_s")}
         result = run.path / RunDir.RESULT
         if result.exists():
             doc = json.loads(result.read_text())
-            row.update({"dataset": doc.get("dataset"), "best score": doc.get("test_acc"), "params": doc.get("params")})
+            row.update({"dataset": doc.get("dataset"), "retrain: val acc": doc.get("val_acc"),
+                        "retrain: test acc": doc.get("test_acc"), "params": doc.get("params")})
         rows.append(row)
         epochs = [r for r in records(run) if r.get("event") == "epoch" and "val_acc" in r]
         if epochs:
             curves_by_run[run.path.name] = pd.DataFrame(epochs)
     body = [f"<h1>Comparison of {len(runs)} runs</h1>",
-            table(pd.DataFrame(rows), text_columns=("run", "kind", "status", "strategy", "dataset", "truth"))]
+            table(pd.DataFrame(rows).dropna(axis=1, how="all"),
+                  text_columns=("run", "kind", "status", "strategy", "dataset", "search: benchmark truth"))]
     if curves_by_run:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         for name, frame in curves_by_run.items():

@@ -3,7 +3,7 @@ or a benchmark-table lookup (`strategy.evaluator`).
 
 Both return a Candidate whose score is a val accuracy in percent, so a strategy's budget
 accounting (evaluations, seconds) and PNAS's predictor see the same thing either way. The strategy's
-config supplies `epochs` and `child` (the child network size per space).
+config supplies `epochs`; the child network is the space's search size, for every strategy.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-from omegaconf import OmegaConf
 
 from nascli.arch import Arch
 from nascli.errors import UserError
@@ -50,32 +48,18 @@ class Evaluator(ABC):
 
 @register_evaluator("train")
 class TrainEvaluator(Evaluator):
-    """Train the child for `epochs` on the train split; score = final-epoch val accuracy."""
+    """Train the child for `epochs` on the train split; score = final-epoch val accuracy. The child is the
+    space's search size, `space.search`, as random search trains it: strategies that are compared train the
+    same network with the same recipe (`train:`, `budget.batch_size`)."""
 
     def __call__(self, arch: Arch, ctx: SearchContext) -> Candidate:
-        return train_candidate(arch, ctx, int(self.cfg.epochs), net=child_size(self.cfg, ctx.space))
+        return train_candidate(arch, ctx, int(self.cfg.epochs))
 
     def evaluate_many(self, archs: list[Arch], ctx: SearchContext) -> Iterator[tuple[int, Candidate]]:
         if ctx.executor is None:
             yield from super().evaluate_many(archs, ctx)
         else:  # a level's children train in parallel, each from its own seed
-            yield from train_on_executor(archs, ctx, int(self.cfg.epochs), net=child_size(self.cfg, ctx.space))
-
-    def check(self, ctx: SearchContext) -> None:
-        child_size(self.cfg, ctx.space)
-
-
-def child_size(cfg, space):
-    """The space's search size with strategy.child.<space> keys on top (PNAS: N=2, F=24 on CIFAR)."""
-    net = space.cfg.search
-    override = (OmegaConf.to_container(cfg.child) or {}).get(space.name) if cfg.child else None
-    if not override:
-        return net
-    unknown = sorted(set(override) - set(net.keys()))
-    if unknown:
-        raise UserError(f"strategy.child.{space.name}.{unknown[0]} is not a size key of space {space.name}; "
-                        f"use {', '.join(net.keys())}")
-    return OmegaConf.merge(net, override)
+            yield from train_on_executor(archs, ctx, int(self.cfg.epochs))
 
 
 @register_evaluator("table")

@@ -29,12 +29,12 @@ def arch_seed(seed: int, arch: Arch) -> int:
     return zlib.crc32(f"{seed}:{arch.arch_id}".encode())
 
 
-def train_candidate(arch: Arch, ctx: SearchContext, epochs: int, net=None) -> Candidate:
-    """Train `arch` at the space's search size (or `net`) for `epochs`; score = final val accuracy."""
+def train_candidate(arch: Arch, ctx: SearchContext, epochs: int) -> Candidate:
+    """Train `arch` at the space's search size for `epochs`; score = final val accuracy. Every strategy that
+    trains candidates (random, pnas, evolution) trains them here: one network size, one recipe."""
     seed = arch_seed(ctx.seed, arch)
     torch.manual_seed(seed)
-    size = net if net is not None else ctx.space.cfg.search
-    model = ctx.runtime.prepare(ctx.space.build(arch, ctx.splits.shape, size))
+    model = ctx.runtime.prepare(ctx.space.build(arch, ctx.splits.shape, ctx.space.cfg.search))
     started = time.perf_counter()
     try:
         with torch_threads(candidate_threads(ctx)):
@@ -61,7 +61,6 @@ class TrainingJob:
     cfg: dict  # the run's config, as plain containers
     splits: Splits  # on the CPU; each task moves it to its device
     epochs: int
-    net: dict | None = None  # the network size, when not the space's search size (pnas children)
 
 
 def candidate_threads(ctx: SearchContext) -> int:
@@ -80,18 +79,15 @@ def train_task(job: TrainingJob, arch_doc: dict) -> dict:
     ctx = SearchContext(cfg, get_space(cfg.space.name, cfg.space), job.splits.to(runtime.device), runtime,
                         generator=None)
     started = time.perf_counter()
-    net = OmegaConf.create(job.net) if job.net is not None else None
-    cand = train_candidate(Arch(arch_doc["space"], arch_doc["genotype"]), ctx, job.epochs, net=net)
+    cand = train_candidate(Arch(arch_doc["space"], arch_doc["genotype"]), ctx, job.epochs)
     return {"score": cand.score, "status": cand.status, "extra": cand.extra,
             "seconds": round(time.perf_counter() - started, 3)}
 
 
-def train_on_executor(archs: Sequence[Arch], ctx: SearchContext, epochs: int,
-                      net=None) -> Iterator[tuple[int, Candidate]]:
+def train_on_executor(archs: Sequence[Arch], ctx: SearchContext, epochs: int) -> Iterator[tuple[int, Candidate]]:
     """Train `archs` on ctx.executor; yield (index, candidate) in index order, whatever order they finish in,
     so logs and checkpoints are the same for any worker count."""
-    net = OmegaConf.to_container(net) if net is not None else None
-    job = TrainingJob(OmegaConf.to_container(ctx.cfg), ctx.splits.to("cpu"), epochs, net)
+    job = TrainingJob(OmegaConf.to_container(ctx.cfg), ctx.splits.to("cpu"), epochs)
     finished: dict[int, Any] = {}
     nxt = 0
     for index, result in ctx.executor.run(train_task, job, [a.to_json() for a in archs]):

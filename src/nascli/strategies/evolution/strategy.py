@@ -18,7 +18,6 @@ import random
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from nascli.arch import Arch
 from nascli.errors import UserError
@@ -36,7 +35,6 @@ class EvolutionConfig:
     sample: int = 5  # S: tournament size
     epochs: int = 3  # child training epochs (train evaluator)
     evaluator: str = "train"  # train | table
-    child: Any = None  # per space, keys over its search size (as pnas)
 
 
 @register_strategy("evolution")

@@ -99,7 +99,8 @@ class Ensemble:
         self.members = []
         before, after = [], []
         for i in range(k):
-            train_idx = np.concatenate([f for j, f in enumerate(folds) if j != i]) if len(seqs) >= k else order
+            # Each member leaves one fold out; a lone member (members=1) has no fold to leave out.
+            train_idx = np.concatenate([f for j, f in enumerate(folds) if j != i]) if len(seqs) >= k > 1 else order
             model = self._new(i)
             opt = torch.optim.Adam(model.parameters(), lr=self.cfg.lr)
             gen = torch.Generator().manual_seed(self.seed * 7919 + i + self.fits)

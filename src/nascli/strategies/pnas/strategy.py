@@ -18,7 +18,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -40,7 +39,6 @@ class PnasConfig:
     epochs: int = 3  # child training epochs (train evaluator)
     evaluator: str = "train"  # train | table
     growth: str = "auto"  # auto: the space's default (pnas: blocks, nb201: nodes) | edges (nb201)
-    child: Any = None  # per space, keys over its search size: {pnas: {channels: 4, layers: 3}}
     max_evaluations: int | None = None  # stop once this many cells were evaluated (search-efficiency runs)
     rounds: int = 0  # after the last level: this many more rounds of K of its expansions, refitting in between
     predictor: PredictorConfig = field(default_factory=PredictorConfig)

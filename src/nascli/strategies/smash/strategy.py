@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from nascli import distributed
 from nascli.arch import Arch
+from nascli.data.draws import shuffled
 from nascli.errors import UserError
 from nascli.progress import progress_bar
 from nascli.resume import as_tuples
@@ -59,9 +60,8 @@ class SmashConfig:
     anneal_fraction: float = 0.5  # max budget 0.5 -> 1 and max kernel 3 -> 7 over this part of training
     candidates: int = 250  # architectures sampled and ranked after training
     noise_samples: int = 2  # draws of z averaged per score (the reference used 1)
-    val_batch_size: int = 512  # batch-statistics BN needs large batches
-    scrambled: bool = True  # also score with scrambled conditioning (the paper's ablation)
-    scrambled_noise_samples: int = 1
+    val_batch_size: int = 512  # batch-statistics BN needs large batches (and class-mixed ones: val is shuffled)
+    scrambled: bool = True  # also score with scrambled conditioning (the paper's ablation), with the same z draws
     hypernet: HyperNetConfig = field(default_factory=HyperNetConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
 
@@ -221,7 +221,7 @@ class Smash(TrainedStrategy):
         scores = self._scores(archs, ctx, encoder, scrambled=False, label="scoring sampled architectures",
                               done=at["scores"], after_each=resume_point)
         scrambled = (self._scores(archs, ctx, encoder, scrambled=True, label="scoring with scrambled conditioning",
-                                  noise_samples=int(cfg.scrambled_noise_samples), done=at["scrambled"],
+                                  done=at["scrambled"],
                                   after_each=resume_point)
                      if cfg.scrambled else [math.nan] * len(archs))
         self._plot(ctx, history, scores, scrambled)
@@ -234,15 +234,16 @@ class Smash(TrainedStrategy):
 
     @torch.no_grad()
     def _scores(self, archs: Sequence[Arch], ctx: SearchContext, encoder: Encoder, *, scrambled: bool,
-                label: str, noise_samples: int | None = None, done: list[float] | None = None,
+                label: str, done: list[float] | None = None,
                 after_each=None) -> list[float]:
-        """Val accuracy with generated weights, mean over `noise_samples` fixed draws of z. `done` holds the
-        scores of the first architectures already (a resumed run) and grows as scores come."""
+        """Val accuracy with generated weights, mean over `noise_samples` fixed draws of z (the same draws with
+        and without scrambling, so the ablation differs from the score by the conditioning alone). `done` holds
+        the scores of the first architectures already (a resumed run) and grows as scores come."""
         cfg = self.cfg
         self.hypernet.eval()
         self.mainnet.eval()
-        val = make_loader(ctx.splits.val, ctx.splits, int(cfg.val_batch_size), ctx.runtime, train=False)
-        noises = self._noises(ctx, noise_samples or int(cfg.noise_samples))
+        val = self._val(ctx)
+        noises = self._noises(ctx, int(cfg.noise_samples))
         out = done if done is not None else []
         with progress_bar(label, len(archs)) as advance:
             advance(len(out))
@@ -252,6 +253,12 @@ class Smash(TrainedStrategy):
                     after_each()
                 advance(1)
         return list(out)
+
+    def _val(self, ctx: SearchContext):
+        """Val batches in one fixed random order: BN uses each batch's statistics, and on the class-sorted split
+        a prediction would depend on which classes share its batch once val holds more than one batch."""
+        return make_loader(shuffled(ctx.splits.val, ctx.seed), ctx.splits, int(self.cfg.val_batch_size),
+                           ctx.runtime, train=False)
 
     def _noises(self, ctx: SearchContext, n: int) -> list[torch.Tensor]:
         """The same z draws for every architecture, so scores differ by architecture only."""
@@ -284,9 +291,8 @@ class Smash(TrainedStrategy):
         cfg, refine = self.cfg, self.cfg.refine
         if int(refine.steps) == 0:
             return []
-        val = make_loader(ctx.splits.val, ctx.splits, int(cfg.val_batch_size), ctx.runtime, train=False)
+        val = self._val(ctx)
         noises = self._noises(ctx, int(cfg.noise_samples))
-        scrambled_noises = self._noises(ctx, int(cfg.scrambled_noise_samples))
         known = {c.arch.arch_id: c.score for c in sampled}
         rng = random.Random(ctx.seed + 4)
         starts = sorted((c for c in sampled if c.status == "ok"), key=lambda c: (-c.score, c.arch.arch_id))
@@ -298,7 +304,7 @@ class Smash(TrainedStrategy):
                     child = ctx.space.perturb(current, rng)
                     if child.arch_id not in known:
                         known[child.arch_id] = self._accuracy(child, encoder, noises, val, scrambled=False)
-                        scrambled_score = (self._accuracy(child, encoder, scrambled_noises, val, scrambled=True)
+                        scrambled_score = (self._accuracy(child, encoder, noises, val, scrambled=True)
                                            if cfg.scrambled else math.nan)
                         out.append(Candidate(child, known[child.arch_id], "ok", {
                             "score_scrambled": scrambled_score, "phase": "refine", "parent": current.arch_id}))

@@ -26,6 +26,7 @@ from torch import nn
 from nascli import distributed
 from nascli.arch import Arch
 from nascli.data import Split
+from nascli.data.draws import shuffled
 from nascli.errors import UserError
 from nascli.latency import latency_settings
 from nascli.latency_table import LatencyTable
@@ -36,7 +37,7 @@ from nascli.strategies.snas.penalty import PenaltyConfig, ResourcePenalty, check
 from nascli.strategies.snas.relaxation import entropy, gumbel_like, sample, temperature
 from nascli.supernet import Supernet, build_supernet
 from nascli.supernet.evaluate import child_accuracy, supernet_accuracy
-from nascli.train import make_loader
+from nascli.train import drawn_batches, make_loader
 
 
 @dataclass
@@ -64,7 +65,7 @@ class SnasConfig:
     grad_clip: float = 5.0
     derive: str = "snas"  # snas: argmax per edge, none edges dropped | darts: top-2 inputs per node
     num_samples: int = 16  # extra children drawn from the final distribution and ranked with the child
-    recalib_batches: int = 10  # train batches used to recompute a child's BN statistics
+    recalib_batches: int = 10  # seeded class-mixed train batches that recompute a child's BN statistics
     supernet_eval_passes: int = 2  # val passes (fresh samples each batch) averaged for supernet_acc per epoch
     final_eval_passes: int = 10  # the same, for the final supernet_acc / child_acc comparison
     dense_max_pixels: int = 64  # depthwise convs on maps up to this many pixels run as matmuls
@@ -173,9 +174,12 @@ class Snas(TrainedStrategy):
                                        dataset_cfg=ctx.cfg.dataset)
         loader = make_loader(train, splits, bs, rt, train=True, generator=g, max_batches=max_batches,
                              dataset_cfg=ctx.cfg.dataset)
-        calib = make_loader(splits.train, splits, bs, rt, train=False)
-        # Batch-statistics BN (supernet_acc) needs batches big enough for stable statistics.
-        val = make_loader(splits.val, splits, 128, rt, train=False)
+        # A child's BN statistics are recomputed on the same seeded, class-mixed training batches for every
+        # child (the split is stored class-sorted: its first batches would be one class).
+        calib, _ = drawn_batches(splits.train, splits, bs, int(cfg.recalib_batches), ctx.seed, rt)
+        # Batch-statistics BN (supernet_acc) needs batches big enough for stable statistics, and class-mixed
+        # ones: on sorted val batches a prediction would depend on which classes share its batch.
+        val = make_loader(shuffled(splits.val, ctx.seed), splits, 128, rt, train=False)
         return loader, alpha_loader, calib, val
 
     # -- search --------------------------------------------------------------------------
