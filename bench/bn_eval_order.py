@@ -10,7 +10,8 @@ same trained model:
                 a score)
     frozen      statistics frozen from class-mixed training batches (SMASH: one draw of `--calib` training
                 images per architecture and z; SNAS: the supernet's BN recalibrated over fresh samples on
-                `--calib` training images), then every val image judged alone
+                `--calib` training images), then every val image judged alone; two different draws (seeds 0
+                and 1), to see how much the draw itself moves a score
 
 Reported per mode: mean val accuracy, and between modes the Spearman ρ / Kendall τ of the architectures'
 scores (SMASH) and the mean absolute difference, plus seconds per architecture.
@@ -92,6 +93,27 @@ def _compare(scores: dict[str, list[float]], seconds: dict[str, float], n: int) 
     return out
 
 
+def _frozen_accuracy(strategy, encoder, arch, noises, calib_batch, val) -> float:
+    """SMASH's val accuracy with each BN's statistics taken from `calib_batch` (training images), mean over z."""
+    accs = []
+    real_bn = smash_mainnet.bn
+    try:
+        for z in noises:
+            weights = strategy.hypernet(arch, encoder.encode(arch), z)
+            frozen = smash_mainnet.bn = FrozenStats()
+            strategy.mainnet(calib_batch[0], arch, weights)
+            frozen.mode = "replay"
+            correct = seen = 0
+            for x, y in val:  # the order no longer matters: every image is judged alone
+                frozen.at = 0
+                correct += (strategy.mainnet(x, arch, weights).argmax(1) == y).sum().item()
+                seen += len(y)
+            accs.append(100.0 * correct / seen)
+    finally:
+        smash_mainnet.bn = real_bn
+    return sum(accs) / len(accs)
+
+
 @torch.no_grad()
 def smash(run_path: str, archs_n: int, calib: int) -> dict:
     run = RunDir.open(run_path)
@@ -107,33 +129,19 @@ def smash(run_path: str, archs_n: int, calib: int) -> dict:
     loaders = {"sorted": make_loader(val, ctx.splits, bs, ctx.runtime, train=False),
                "random_0": make_loader(shuffled(val, 0), ctx.splits, bs, ctx.runtime, train=False),
                "random_1": make_loader(shuffled(val, 1), ctx.splits, bs, ctx.runtime, train=False)}
-    (calib_batch,), _ = drawn_batches(ctx.splits.train, ctx.splits, calib, 1, 0, ctx.runtime)
-    scores = {m: [] for m in [*loaders, "frozen"]}
+    calib_batches = {f"frozen_{seed}": drawn_batches(ctx.splits.train, ctx.splits, calib, 1, seed, ctx.runtime)[0][0]
+                     for seed in (0, 1)}
+    scores = {m: [] for m in [*loaders, *calib_batches]}
     seconds = dict.fromkeys(scores, 0.0)
     for arch in archs:
         for mode, loader in loaders.items():
             started = time.perf_counter()
             scores[mode].append(strategy._accuracy(arch, encoder, noises, loader, scrambled=False))
             seconds[mode] += time.perf_counter() - started
-        started = time.perf_counter()
-        accs = []
-        real_bn = smash_mainnet.bn
-        try:
-            for z in noises:
-                weights = strategy.hypernet(arch, encoder.encode(arch), z)
-                frozen = smash_mainnet.bn = FrozenStats()
-                strategy.mainnet(calib_batch[0], arch, weights)
-                frozen.mode = "replay"
-                correct = seen = 0
-                for x, y in loaders["sorted"]:  # order no longer matters: every image is judged alone
-                    frozen.at = 0
-                    correct += (strategy.mainnet(x, arch, weights).argmax(1) == y).sum().item()
-                    seen += len(y)
-                accs.append(100.0 * correct / seen)
-        finally:
-            smash_mainnet.bn = real_bn
-        scores["frozen"].append(sum(accs) / len(accs))
-        seconds["frozen"] += time.perf_counter() - started
+        for mode, calib_batch in calib_batches.items():
+            started = time.perf_counter()
+            scores[mode].append(_frozen_accuracy(strategy, encoder, arch, noises, calib_batch, loaders["sorted"]))
+            seconds[mode] += time.perf_counter() - started
     out = _compare(scores, seconds, len(archs))
     out.update(run=str(run.path), val_images=len(val), val_batch=bs, calib_images=calib,
                first_sorted_batch_classes=int(len(torch.unique(next(iter(loaders["sorted"]))[1]))))
@@ -162,20 +170,21 @@ def snas(run_path: str, passes: int, calib: int) -> dict:
         acc = supernet_accuracy(net, loader, lambda g=gen: {t: sample(a, tau, False, g)
                                                             for t, a in strategy.alphas.items()}, passes, rt)
         out["supernet_acc"][mode], out["seconds"][mode] = round(acc, 3), round(time.perf_counter() - started, 2)
-    calib_batches, _ = drawn_batches(ctx.splits.train, ctx.splits, 128, max(1, calib // 128), 0, rt)
-    gen = torch.Generator().manual_seed(0)
-    started = time.perf_counter()
-    accs = []
-    with net.recalibrating():
-        for _ in range(passes):
-            net.train()
-            for i, (x, _) in enumerate(calib_batches):
-                net.set_bn_momentum(1.0 / (i + 1))
-                net(x, {t: sample(a, tau, False, gen) for t, a in strategy.alphas.items()})
-            accs.append(accuracy(net, loaders["sorted"], lambda: {t: sample(a, tau, False, gen)
-                                                                  for t, a in strategy.alphas.items()}, rt))
-    out["supernet_acc"]["frozen"] = round(sum(accs) / len(accs), 3)
-    out["seconds"]["frozen"] = round(time.perf_counter() - started, 2)
+    for seed in (0, 1):
+        calib_batches, _ = drawn_batches(ctx.splits.train, ctx.splits, 128, max(1, calib // 128), seed, rt)
+        gen = torch.Generator().manual_seed(0)
+        started = time.perf_counter()
+        accs = []
+        with net.recalibrating():
+            for _ in range(passes):
+                net.train()
+                for i, (x, _) in enumerate(calib_batches):
+                    net.set_bn_momentum(1.0 / (i + 1))
+                    net(x, {t: sample(a, tau, False, gen) for t, a in strategy.alphas.items()})
+                accs.append(accuracy(net, loaders["sorted"], lambda g=gen: {t: sample(a, tau, False, g)
+                                                                            for t, a in strategy.alphas.items()}, rt))
+        out["supernet_acc"][f"frozen_{seed}"] = round(sum(accs) / len(accs), 3)
+        out["seconds"][f"frozen_{seed}"] = round(time.perf_counter() - started, 2)
     return out
 
 

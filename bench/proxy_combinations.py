@@ -18,7 +18,6 @@ import random
 from itertools import combinations
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from scipy import stats
 

@@ -56,6 +56,11 @@ def _fmt(v, digits: int = 3) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _overlap(v: float) -> str:
+    """Top-K overlap: a count, or an expected count (two places) where ties at the K-th place share it."""
+    return str(round(v)) if abs(v - round(v)) < 1e-9 else f"{v:.2f}"
+
+
 def correlation_rows(doc: dict) -> list[list[str]]:
     rows = []
     for r in doc["results"]:
@@ -67,7 +72,7 @@ def correlation_rows(doc: dict) -> list[list[str]]:
 
         rows.append([r["proxy"] + (" (lower better)" if r["direction"] < 0 else ""), str(r["n"]),
                      with_ci("kendall_tau"), f"{r['kendall_p']:.2g}", with_ci("spearman_rho"), with_ci("pearson_r"),
-                     f"{r['top_k_overlap']:g}/{r['k']}"])
+                     f"{_overlap(r['top_k_overlap'])}/{r['k']}"])
         if doc.get("given"):
             rows[-1].append(with_ci("partial_kendall_tau") if "partial_kendall_tau" in r else "-")
         if doc.get("versus"):
