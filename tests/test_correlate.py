@@ -278,6 +278,10 @@ def test_rank_search_retrain_correlate_end_to_end(cli, run_root):
     assert res.exit_code == 0, res.output
     results = [json.loads(p.read_text()) for p in (run_root / "retrain").glob("*/result.json")]
     assert len(results) == 8 and {r["seed"] for r in results} == {0, 1}
+    manifests = [json.loads(p.read_text()) for p in (run_root / "retrain").glob("*/manifest.json")]
+    # The thread count a result depends on is explicit: a batch's retrains train with one thread each.
+    assert {m["torch_threads"] for m in manifests} == {1} and len({m["settings_hash"] for m in manifests}) == 1
+    assert all(m["settings"]["device"]["threads"] == 1 for m in manifests)
     assert len({r["arch_id"] for r in results}) == 4
 
     res = cli("correlate", "bootstrap=100", "--run-root", run_root)  # bare: the latest search run

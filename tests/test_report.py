@@ -69,6 +69,9 @@ def test_report_pages_hold_the_runs_numbers_and_change_nothing_else(cli, runs):
     assert f"{result['test_acc']:.4g}" in (kinds["retrain"][0] / "report.html").read_text()
     comparison = next((runs / "report").iterdir()) / "report.html"
     assert comparison.is_file() and all(p.name in comparison.read_text() for paths in kinds.values() for p in paths)
+    # A search's score (val) and a retrain's test accuracy are different things: never one column.
+    assert "search: best score (val)" in comparison.read_text() and "retrain: test acc" in comparison.read_text()
+    assert ">best score</th>" not in comparison.read_text()
 
 
 def test_report_of_a_missing_run_is_one_line(cli, tmp_path):
