@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from nascli.arch_io import read_arch_file
 from nascli.correlation import correlate, seed_ceiling, tau_difference
@@ -293,14 +294,14 @@ def retrain_results(run: RunDir, arch_ids: list[str], run_root: Path) -> tuple[p
     """result.json of finished retrain runs: those made from `run`, else any with a matching arch_id and the
     same dataset; each with the hash of the settings its result depends on (`retrain_identity`)."""
     base = Path(run_root) / "retrain"
-    rows = []
+    rows, wanted = [], set(arch_ids)
     for result in sorted(base.glob("*/result.json")) if base.is_dir() else []:
         try:
             r = json.loads(result.read_text())
             manifest = json.loads((result.parent / RunDir.MANIFEST).read_text())
         except (json.JSONDecodeError, OSError, UnicodeDecodeError):
             continue  # a damaged retrain run is not truth
-        if manifest.get("status") != "done" or r.get("arch_id") not in arch_ids:
+        if manifest.get("status") != "done" or r.get("arch_id") not in wanted:
             continue
         settings = manifest.get("settings") or _settings_of_older_run(result.parent, manifest)
         if settings is None:
@@ -324,9 +325,6 @@ def retrain_results(run: RunDir, arch_ids: list[str], run_root: Path) -> tuple[p
 def _settings_of_older_run(path: Path, manifest: dict) -> dict | None:
     """A retrain run written before manifests carried their settings: read them from its config.yaml (its
     thread count is unknown)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
         cfg = OmegaConf.load(path / RunDir.CONFIG)
     except (OSError, OmegaConfBaseException, ValueError):
