@@ -399,3 +399,29 @@ def test_equivalent_cells_keep_their_noise_ceiling_when_collapsed_and_are_resamp
     assert res.exit_code == 0, res.output
     doc = json.loads(run_of(res).joinpath("correlation.json").read_text())
     assert doc["n"] == 7 and doc["results"][0]["bootstrap_groups"] == 5 and doc["noise_ceiling"]["seeds"] == 2
+
+
+def test_retrains_written_before_settings_were_recorded_are_matched_by_their_config(tmp_path):
+    """A retrain run whose manifest has no `settings` (an older nascli) is matched by its config.yaml."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from nascli.commands.correlate import retrain_results
+    from nascli.config import compose
+    from nascli.retrain_identity import result_settings, settings_hash
+
+    for name, epochs in (("old", 5), ("new", 5)):
+        run = tmp_path / "retrain" / name
+        run.mkdir(parents=True)
+        cfg = compose("retrain", [f"budget.epochs={epochs}"])
+        OmegaConf.save(cfg, run / "config.yaml")
+        manifest = {"status": "done", "device": "cpu", "torch_threads": 1, "source_run": str(tmp_path / "src")}
+        if name == "new":
+            manifest["settings"] = result_settings(cfg, threads=1, device="cpu")
+        (run / "manifest.json").write_text(json.dumps(manifest))
+        (run / "result.json").write_text(json.dumps({"arch_id": "a", "seed": 0, "dataset": "digits", "test_acc": 90}))
+    source = SimpleNamespace(path=tmp_path / "src", manifest={"dataset": "digits"})
+    frame, _ = retrain_results(source, ["a"], tmp_path)
+    assert len(frame) == 2 and frame["settings_hash"].nunique() == 1
+    assert frame["settings_hash"].iloc[0] == settings_hash(result_settings(cfg, threads=1, device="cpu"))
