@@ -399,6 +399,11 @@ def test_equivalent_cells_keep_their_noise_ceiling_when_collapsed_and_are_resamp
     assert res.exit_code == 0, res.output
     doc = json.loads(run_of(res).joinpath("correlation.json").read_text())
     assert doc["n"] == 7 and doc["results"][0]["bootstrap_groups"] == 5 and doc["noise_ceiling"]["seeds"] == 2
+    res = cli("correlate", rank_run, "bootstrap=50", "collapse=false", "bootstrap_unit=row", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    assert "bootstrap_groups" not in json.loads(run_of(res).joinpath("correlation.json").read_text())["results"][0]
+    res = cli("correlate", rank_run, "bootstrap_unit=cell", "--run-root", run_root)
+    assert res.exit_code == 2 and "bootstrap_unit=row" in res.stderr
 
 
 def test_retrains_written_before_settings_were_recorded_are_matched_by_their_config(tmp_path):

@@ -128,6 +128,7 @@ class CorrelateConfig:
     given: str | None = None  # a column (e.g. params) to hold fixed: Kendall's partial τ of each proxy given it
     versus: str | None = None  # a proxy column to compare the others with: τ difference, paired bootstrap interval
     mixed: str = "refuse"  # retrains trained with different settings: refuse (name the keys) | ok (average them)
+    bootstrap_unit: str = "group"  # collapse=false: resample functional groups (group) or single cells (row)
 
 
 # Numeric keys with a valid range: (low, high, what the key is). Bounds are inclusive except where the

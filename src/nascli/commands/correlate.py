@@ -55,6 +55,9 @@ def run_correlate(cfg: DictConfig, *, source: str | None, run_root: Path, argv: 
                   overrides: list[str]) -> CorrelateOutcome:
     if cfg.mixed not in ("refuse", "ok"):
         raise UserError(f"mixed={cfg.mixed} is not a choice; use mixed=refuse (the default) or mixed=ok")
+    if cfg.bootstrap_unit not in ("group", "row"):
+        raise UserError(f"bootstrap_unit={cfg.bootstrap_unit} is not a choice; use bootstrap_unit=group (the "
+                        "default) or bootstrap_unit=row")
     joined = join_inputs(cfg, source, run_root)
     versus = cfg.versus
     if versus is not None and versus not in joined.proxies:
@@ -234,7 +237,7 @@ def join_run(cfg: DictConfig, run: RunDir, run_root: Path, described: str) -> Jo
         frame, collapsed = collapse_functional(frame, run, needed, truth)
     else:
         collapsed = {"rule": "none (collapse=false)", "rows": len(frame), "kept": len(frame), "groups": []}
-        groups = frame["functional_key"].to_numpy()
+        groups = frame["functional_key"].to_numpy() if cfg.bootstrap_unit == "group" else None
     per_seed = None
     if pivot is not None and pivot.shape[1] > 1:
         # The seed columns line up with the rows as they are now: a collapsed row's are its members' means.
