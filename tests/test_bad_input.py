@@ -86,6 +86,8 @@ def test_bad_architecture_files(case, cli, finished_run, tmp_path):
     (["search", "train.drop_path=2"], "train.drop_path=2.0 is out of range: it must be between 0 and 1"),
     (["search", "checkpoint.every_s=-5"], "checkpoint.every_s=-5.0 is out of range"),
     (["search", "latency.method=guess"], "latency.method=guess is not a way to get latency"),
+    (["retrain", "darts:DARTS_V2", "device.amp=fp16"], "device.amp=fp16 is not supported"),
+    (["search", "device.amp=fast"], "device.amp=fast is not a precision"),
     (["rank", "--sample", "2", "proxy=synflow", "objective=mnas"], "objective.target_ms=MS"),
     (["rank", "--sample", "2", "proxy=latency", "latency.method=none"], "latency.method=none gives no latency"),
 ])

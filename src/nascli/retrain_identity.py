@@ -14,6 +14,9 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
+from nascli.device import amp_mode
+from nascli.errors import UserError
+
 # Dataset keys that change which images are read and how (not where they are stored).
 DATASET_KEYS = ("name", "val_fraction", "test_fraction", "split_seed", "subset", "test_subset", "test_subset_seed",
                 "resize", "crop_padding", "flip", "mean", "std")
@@ -30,9 +33,19 @@ def result_settings(cfg: DictConfig, *, threads: int | None, device: str | None)
         "space": {"name": space.get("name"), "retrain": space.get("retrain")},
         "budget": {k: budget.get(k) for k in BUDGET_KEYS},
         "train": plain.get("train"),
-        "device": {"type": device, "amp": device_cfg.get("amp"), "channels_last": device_cfg.get("channels_last"),
+        "device": {"type": device, "amp": _precision(device_cfg.get("amp")), "channels_last": device_cfg.get("channels_last"),
                    "threads": threads},
     }
+
+
+def _precision(amp) -> object:
+    """float32 stays `False`, what every retrain recorded before `device.amp` took modes, so their hashes still
+    match; bf16 is "bf16"."""
+    try:
+        mode = amp_mode(amp)
+    except UserError:
+        return amp
+    return False if mode == "off" else mode
 
 
 def settings_hash(settings: dict) -> str:

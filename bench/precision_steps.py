@@ -1,0 +1,128 @@
+"""Training-step speed of nascli's networks under bf16 autocast and channels_last, as ratios to float32 NCHW.
+
+Issue 31 asks for `device.amp=auto` / `device.channels_last=auto` that turn each on only where it is faster, by a
+rule shipped with the code (never by timing at run time, which would make the precision, and so the result, depend
+on machine noise). This bench measures what such a rule is derived from: one training step (forward, cross-entropy
+in float32, backward, SGD with momentum) of each network nascli trains, in four variants:
+
+- fp32: float32, NCHW (today's default);
+- fp32_cl: float32, channels_last;
+- bf16: bf16 autocast, NCHW;
+- bf16_cl: bf16 autocast, channels_last.
+
+Each variant owns a copy of one initialisation. The variants are timed in rounds on the same batch (`steps` steps
+per round, the order of the variants rotated every round, so drift and first-use costs hit them alike); reported
+is the ratio of fp32's median step time to each variant's (> 1: faster than today).
+
+    python bench/precision_steps.py [--threads 2] [--rounds 7] [--out bench/precision_steps.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from nascli import atomic
+from nascli.config import compose
+from nascli.spaces import DataShape, get_space
+
+VARIANTS = {"fp32": (False, False), "fp32_cl": (False, True), "bf16": (True, False), "bf16_cl": (True, True)}
+
+# (name, space, preset, size node, input channels, height, batch): the networks of nascli's training paths at
+# their default CPU budgets. Retrains build `space.retrain`; random/pnas/evolution candidates `space.search`.
+CASES = [
+    ("nb201 best_cifar10 retrain (C=16 N=5), 32x32, batch 64", "nb201", "best_cifar10", "retrain", 3, 32, 64),
+    ("darts DARTS_V2 retrain (C=16, 8 cells), 32x32, batch 32", "darts", "DARTS_V2", "retrain", 3, 32, 32),
+    ("darts DARTS_V2 retrain on digits, 8x8, batch 64", "darts", "DARTS_V2", "retrain", 1, 8, 64),
+    ("darts DARTS_V2 search candidate (C=8, 5 cells) on digits, 8x8, batch 64", "darts", "DARTS_V2", "search", 1,
+     8, 64),
+    ("nb201 resnet search candidate (C=8 N=1), 32x32, batch 64", "nb201", "resnet", "search", 3, 32, 64),
+]
+
+
+class Step:
+    """One SGD training step of `model` on (x, y) in one precision and layout."""
+
+    def __init__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool, channels_last: bool):
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(memory_format=layout).train()
+        self.x, self.y = x.contiguous(memory_format=layout), y
+        self.bf16 = bf16
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+
+    def __call__(self) -> None:
+        precision = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with precision:
+            out = self.model(self.x)
+        logits = out[0] if isinstance(out, tuple) else out
+        loss = F.cross_entropy(logits.float(), self.y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
+def build(space_name: str, preset: str, node: str, channels: int, size: int) -> torch.nn.Module:
+    cfg = compose("search", [f"space={space_name}"])
+    space = get_space(space_name, cfg.space)
+    torch.manual_seed(0)
+    return space.build(space.preset(preset), DataShape(channels, size, size, 10), cfg.space[node])
+
+
+def measure(case: tuple, rounds: int, steps: int) -> dict:
+    name, space_name, preset, node, channels, size, batch = case
+    model = build(space_name, preset, node, channels, size)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, channels, size, size, generator=generator)
+    y = torch.randint(0, 10, (batch,), generator=generator)
+    runs = {v: Step(copy.deepcopy(model), x, y, *flags) for v, flags in VARIANTS.items()}
+    for step in runs.values():  # warm-up: oneDNN primitive caches, allocator
+        step()
+        step()
+    times: dict[str, list[float]] = {v: [] for v in runs}
+    order = list(runs)
+    for r in range(rounds):
+        for v in order[r % len(order):] + order[:r % len(order)]:
+            start = time.perf_counter()
+            for _ in range(steps):
+                runs[v]()
+            times[v].append((time.perf_counter() - start) / steps)
+    median = {v: statistics.median(t) for v, t in times.items()}
+    return {"case": name, "space": space_name, "preset": preset, "net": node, "input": [channels, size, size],
+            "batch": batch, "step_seconds": median, "step_seconds_all": times,
+            "speedup_vs_fp32": {v: median["fp32"] / median[v] for v in runs}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (a lone run uses the machine's cores)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=3, help="steps per round and variant")
+    parser.add_argument("--out", type=Path, default=Path("bench/precision_steps.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results = []
+    for case in CASES:
+        r = measure(case, args.rounds, args.steps)
+        results.append(r)
+        ratios = " | ".join(f"{v} {s:.2f}x" for v, s in r["speedup_vs_fp32"].items() if v != "fp32")
+        print(f"{r['case']}: fp32 {1000 * r['step_seconds']['fp32']:.1f} ms/step | {ratios}", flush=True)
+    atomic.write_json(args.out, {
+        "benchmark": "training step under bf16 autocast / channels_last vs float32 NCHW, same process, interleaved",
+        "threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps, "torch": torch.__version__,
+        "cpu_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "python": platform.python_version(),
+        "results": results,
+    })
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
