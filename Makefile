@@ -39,6 +39,7 @@ bench: $(STAMP) ## Benchmarks against in-process references -> bench/*.json
 	$(BIN)/python bench/checkpoint_overhead.py --out bench/checkpoint_overhead.json
 	$(BIN)/python bench/executors.py --out bench/results.json
 	$(BIN)/python bench/pnas_child_cost.py --out bench/results.json
+	$(BIN)/python bench/precision_steps.py --out bench/precision_steps.json
 
 clean: ## Remove build artefacts, caches and run directories
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache $(RUNS)
