@@ -10,6 +10,10 @@ in float32, backward, SGD with momentum) of each network nascli trains, in four 
 - bf16: bf16 autocast, NCHW;
 - bf16_cl: bf16 autocast, channels_last.
 
+SNAS's supernet step is timed the same way: a Gumbel-softmax sample of fixed α (drawn in float32, outside
+autocast, as the strategy does) and a weight update, at the search size and `budget.search_batch_size`; with
+channels_last only its inputs are NHWC, as in the strategy.
+
 Each variant owns a copy of one initialisation. The variants are timed in rounds on the same batch (`steps` steps
 per round, the order of the variants rotated every round, so drift and first-use costs hit them alike); reported
 is the ratio of fp32's median step time to each variant's (> 1: faster than today).
@@ -33,6 +37,8 @@ import torch.nn.functional as F
 from nascli import atomic
 from nascli.config import compose
 from nascli.spaces import DataShape, get_space
+from nascli.strategies.snas.relaxation import sample
+from nascli.supernet import build_supernet
 
 VARIANTS = {"fp32": (False, False), "fp32_cl": (False, True), "bf16": (True, False), "bf16_cl": (True, True)}
 
@@ -45,7 +51,24 @@ CASES = [
     ("darts DARTS_V2 search candidate (C=8, 5 cells) on digits, 8x8, batch 64", "darts", "DARTS_V2", "search", 1,
      8, 64),
     ("nb201 resnet search candidate (C=8 N=1), 32x32, batch 64", "nb201", "resnet", "search", 3, 32, 64),
+    ("snas supernet, darts search size (C=8, 5 cells), digits 8x8, batch 32", "darts", None, "supernet", 1, 8, 32),
+    ("snas supernet, nb201 search size (C=8 N=1), 32x32, batch 32", "nb201", None, "supernet", 3, 32, 32),
 ]
+
+
+class SupernetForward(torch.nn.Module):
+    """SNAS's supernet under one Gumbel-softmax sample of fixed α per step."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+        g = torch.Generator().manual_seed(0)
+        self.alphas = {t: torch.randn(net.num_edges, len(net.ops), generator=g) * 1e-3 for t in net.cell_types}
+
+    def forward(self, x):
+        with torch.autocast("cpu", enabled=False):
+            samples = {t: sample(a, 1.0, False) for t, a in self.alphas.items()}
+        return self.net(x, samples)
 
 
 class Step:
@@ -53,7 +76,10 @@ class Step:
 
     def __init__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool, channels_last: bool):
         layout = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.to(memory_format=layout).train()
+        # SNAS keeps its supernet's parameters as built (grouped weights are viewed as batched matrices) and gets
+        # channels_last inputs from the loader; fixed networks are converted whole, as Runtime.prepare does.
+        keep = isinstance(model, SupernetForward)
+        self.model = (model if keep else model.to(memory_format=layout)).train()
         self.x, self.y = x.contiguous(memory_format=layout), y
         self.bf16 = bf16
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
@@ -70,10 +96,13 @@ class Step:
 
 
 def build(space_name: str, preset: str, node: str, channels: int, size: int) -> torch.nn.Module:
-    cfg = compose("search", [f"space={space_name}"])
+    cfg = compose("search", [f"space={space_name}", "strategy=snas"])
     space = get_space(space_name, cfg.space)
     torch.manual_seed(0)
-    return space.build(space.preset(preset), DataShape(channels, size, size, 10), cfg.space[node])
+    shape = DataShape(channels, size, size, 10)
+    if node == "supernet":
+        return SupernetForward(build_supernet(space, shape, int(cfg.strategy.dense_max_pixels)))
+    return space.build(space.preset(preset), shape, cfg.space[node])
 
 
 def measure(case: tuple, rounds: int, steps: int) -> dict:
