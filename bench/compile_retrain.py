@@ -1,0 +1,118 @@
+"""torch.compile on the retrain path: steady step speed-up, compile time, and the steps it takes to pay off.
+
+Issue 31 asks for torch.compile to be tried on the retrain path and reported whether or not it wins, with the
+compile time counted. Each network of nascli's retrains (float32, NCHW, today's default) is trained in two copies
+of one initialisation: eager, and with `torch.compile(model)` (inductor, the default backend). The compiled copy's
+first steps (tracing, code generation, C++ compilation) are timed separately; then both are timed in interleaved
+rounds. Reported: the steady speed-up, the compile overhead in seconds, the break-even step count, and whether a
+default retrain (`retrain_steps`) is long enough to repay it, plus the largest loss difference between the two
+copies over the timed steps (compiled kernels round differently).
+
+    python bench/compile_retrain.py [--threads 2] [--rounds 5] [--out bench/compile_retrain.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from nascli import atomic  # noqa: E402
+from precision_steps import build  # noqa: E402
+
+# (name, space, preset, input channels, size, batch, steps of a default retrain: epochs x batches per epoch)
+CASES = [
+    ("darts DARTS_V2 retrain on digits, 8x8, batch 64", "darts", "DARTS_V2", 1, 8, 64, 30 * 18),
+    ("nb201 best_cifar10 retrain (C=16 N=5), 32x32, batch 64", "nb201", "best_cifar10", 3, 32, 64, None),
+]
+
+
+def train_step(model, opt, x, y) -> float:
+    out = model(x)
+    logits = out[0] if isinstance(out, tuple) else out
+    loss = F.cross_entropy(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def measure(case: tuple, rounds: int, steps: int) -> dict:
+    name, space_name, preset, channels, size, batch, retrain_steps = case
+    model = build(space_name, preset, "retrain", channels, size).train()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(batch, channels, size, size, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    eager = copy.deepcopy(model)
+    compiled_module = copy.deepcopy(model)
+    compiled = torch.compile(compiled_module)
+    opts = {"eager": torch.optim.SGD(eager.parameters(), lr=0.01, momentum=0.9),
+            "compiled": torch.optim.SGD(compiled_module.parameters(), lr=0.01, momentum=0.9)}
+    nets = {"eager": eager, "compiled": compiled}
+    losses: dict[str, list[float]] = {"eager": [], "compiled": []}
+
+    start = time.perf_counter()
+    losses["eager"].append(train_step(eager, opts["eager"], x, y))
+    first_eager = time.perf_counter() - start
+    start = time.perf_counter()
+    losses["compiled"].append(train_step(compiled, opts["compiled"], x, y))
+    first_compiled = time.perf_counter() - start
+
+    times: dict[str, list[float]] = {"eager": [], "compiled": []}
+    order = list(nets)
+    for r in range(rounds):
+        for v in (order if r % 2 == 0 else order[::-1]):
+            start = time.perf_counter()
+            for _ in range(steps):
+                losses[v].append(train_step(nets[v], opts[v], x, y))
+            times[v].append((time.perf_counter() - start) / steps)
+    median = {v: statistics.median(t) for v, t in times.items()}
+    overhead = first_compiled - first_eager
+    saved = median["eager"] - median["compiled"]
+    break_even = overhead / saved if saved > 0 else None
+    return {
+        "case": name, "batch": batch, "step_seconds": median, "step_seconds_all": times,
+        "steady_speedup": median["eager"] / median["compiled"], "first_step_seconds": {"eager": first_eager,
+                                                                                      "compiled": first_compiled},
+        "compile_overhead_s": overhead, "break_even_steps": break_even, "default_retrain_steps": retrain_steps,
+        "repaid_by_default_retrain": (break_even is not None and retrain_steps is not None
+                                      and break_even < retrain_steps),
+        "max_loss_difference": max(abs(a - b) for a, b in zip(losses["eager"], losses["compiled"], strict=True)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=4, help="steps per round and variant")
+    parser.add_argument("--out", type=Path, default=Path("bench/compile_retrain.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results = []
+    for case in CASES:
+        r = measure(case, args.rounds, args.steps)
+        results.append(r)
+        even = "never" if r["break_even_steps"] is None else f"{r['break_even_steps']:.0f} steps"
+        print(f"{r['case']}: eager {1000 * r['step_seconds']['eager']:.1f} ms/step, compiled "
+              f"{1000 * r['step_seconds']['compiled']:.1f} ({r['steady_speedup']:.2f}x); compile overhead "
+              f"{r['compile_overhead_s']:.1f} s, break-even {even}; max loss difference "
+              f"{r['max_loss_difference']:.2e}", flush=True)
+    atomic.write_json(args.out, {
+        "benchmark": "torch.compile (inductor) vs eager on nascli's retrain networks, float32, same process",
+        "threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps, "torch": torch.__version__,
+        "python": platform.python_version(), "results": results,
+    })
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
