@@ -6,44 +6,31 @@ of one initialisation: eager, and with `torch.compile(model)` (inductor, the def
 first steps (tracing, code generation, C++ compilation) are timed separately; then both are timed in interleaved
 rounds. Reported: the steady speed-up, the compile overhead in seconds, the break-even step count, and whether a
 default retrain (`retrain_steps`) is long enough to repay it, plus the largest loss difference between the two
-copies over the timed steps (compiled kernels round differently).
+copies over the timed steps (compiled kernels round differently). The compile cost depends on inductor's on-disk
+cache (/tmp/torchinductor_$USER): the first run on a machine measures a cold compile, a second run a warm one.
 
     python bench/compile_retrain.py [--threads 2] [--rounds 5] [--out bench/compile_retrain.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nascli import atomic  # noqa: E402
-from precision_steps import build  # noqa: E402
+from precision_steps import build, run_bench, train_step  # noqa: E402
 
 # (name, space, preset, input channels, size, batch, steps of a default retrain: epochs x batches per epoch)
 CASES = [
     ("darts DARTS_V2 retrain on digits, 8x8, batch 64", "darts", "DARTS_V2", 1, 8, 64, 30 * 18),
     ("nb201 best_cifar10 retrain (C=16 N=5), 32x32, batch 64", "nb201", "best_cifar10", 3, 32, 64, None),
 ]
-
-
-def train_step(model, opt, x, y) -> float:
-    out = model(x)
-    logits = out[0] if isinstance(out, tuple) else out
-    loss = F.cross_entropy(logits.float(), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return loss.item()
 
 
 def measure(case: tuple, rounds: int, steps: int) -> dict:
@@ -89,29 +76,17 @@ def measure(case: tuple, rounds: int, steps: int) -> dict:
     }
 
 
+def describe(r: dict) -> str:
+    even = "never" if r["break_even_steps"] is None else f"{r['break_even_steps']:.0f} steps"
+    return (f"{r['case']}: eager {1000 * r['step_seconds']['eager']:.1f} ms/step, compiled "
+            f"{1000 * r['step_seconds']['compiled']:.1f} ({r['steady_speedup']:.2f}x); compile overhead "
+            f"{r['compile_overhead_s']:.1f} s, break-even {even}; max loss difference {r['max_loss_difference']:.2e}")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=4, help="steps per round and variant")
-    parser.add_argument("--out", type=Path, default=Path("bench/compile_retrain.json"))
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    results = []
-    for case in CASES:
-        r = measure(case, args.rounds, args.steps)
-        results.append(r)
-        even = "never" if r["break_even_steps"] is None else f"{r['break_even_steps']:.0f} steps"
-        print(f"{r['case']}: eager {1000 * r['step_seconds']['eager']:.1f} ms/step, compiled "
-              f"{1000 * r['step_seconds']['compiled']:.1f} ({r['steady_speedup']:.2f}x); compile overhead "
-              f"{r['compile_overhead_s']:.1f} s, break-even {even}; max loss difference "
-              f"{r['max_loss_difference']:.2e}", flush=True)
-    atomic.write_json(args.out, {
-        "benchmark": "torch.compile (inductor) vs eager on nascli's retrain networks, float32, same process",
-        "threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps, "torch": torch.__version__,
-        "python": platform.python_version(), "results": results,
-    })
-    print(f"wrote {args.out}")
+    run_bench(__doc__.splitlines()[0], measure, describe, rounds=5, steps=4, out=Path("bench/compile_retrain.json"),
+              cases=CASES,
+              benchmark="torch.compile (inductor) vs eager on nascli's retrain networks, float32, same process")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from nascli import atomic
 from nascli.config import compose
+from nascli.device import cpu_has_bf16
 from nascli.spaces import DataShape, get_space
 from nascli.strategies.snas.relaxation import sample
 from nascli.supernet import build_supernet
@@ -85,14 +86,21 @@ class Step:
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
 
     def __call__(self) -> None:
-        precision = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        with precision:
-            out = self.model(self.x)
-        logits = out[0] if isinstance(out, tuple) else out
-        loss = F.cross_entropy(logits.float(), self.y)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        train_step(self.model, self.opt, self.x, self.y, self.bf16)
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               bf16: bool = False) -> float:
+    """Forward (under bf16 autocast if asked), float32 cross-entropy, backward, optimiser step; the loss."""
+    precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with precision:
+        out = model(x)
+    logits = out[0] if isinstance(out, tuple) else out
+    loss = F.cross_entropy(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 def build(space_name: str, preset: str, node: str, channels: int, size: int) -> torch.nn.Module:
@@ -129,28 +137,37 @@ def measure(case: tuple, rounds: int, steps: int) -> dict:
             "speedup_vs_fp32": {v: median["fp32"] / median[v] for v in runs}}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_bench(description: str, measure, line, *, rounds: int, steps: int, out: Path, cases: list, **header) -> None:
+    """The command line both precision benches share: --threads/--rounds/--steps/--out, each case measured and
+    printed as `line(result)`, then one JSON file with the settings, versions and results."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads (a lone run uses the machine's cores)")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=3, help="steps per round and variant")
-    parser.add_argument("--out", type=Path, default=Path("bench/precision_steps.json"))
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--steps", type=int, default=steps, help="steps per round and variant")
+    parser.add_argument("--out", type=Path, default=out)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = []
-    for case in CASES:
-        r = measure(case, args.rounds, args.steps)
-        results.append(r)
-        ratios = " | ".join(f"{v} {s:.2f}x" for v, s in r["speedup_vs_fp32"].items() if v != "fp32")
-        print(f"{r['case']}: fp32 {1000 * r['step_seconds']['fp32']:.1f} ms/step | {ratios}", flush=True)
+    for case in cases:
+        results.append(measure(case, args.rounds, args.steps))
+        print(line(results[-1]), flush=True)
     atomic.write_json(args.out, {
-        "benchmark": "training step under bf16 autocast / channels_last vs float32 NCHW, same process, interleaved",
-        "threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps, "torch": torch.__version__,
-        "cpu_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "python": platform.python_version(),
-        "results": results,
+        **header, "threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps,
+        "torch": torch.__version__, "python": platform.python_version(), "results": results,
     })
     print(f"wrote {args.out}")
+
+
+def describe(r: dict) -> str:
+    ratios = " | ".join(f"{v} {s:.2f}x" for v, s in r["speedup_vs_fp32"].items() if v != "fp32")
+    return f"{r['case']}: fp32 {1000 * r['step_seconds']['fp32']:.1f} ms/step | {ratios}"
+
+
+def main() -> None:
+    run_bench(__doc__.splitlines()[0], measure, describe, rounds=7, steps=3, out=Path("bench/precision_steps.json"),
+              cases=CASES,
+              benchmark="training step under bf16 autocast / channels_last vs float32 NCHW, same process, interleaved",
+              cpu_bf16=cpu_has_bf16(), cpu_capability=torch.backends.cpu.get_cpu_capability())
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ def test_amp_modes_nascli_cannot_run_are_refused(value):
 
 def test_bf16_on_a_cpu_without_it_runs_with_one_warning_line(monkeypatch, capsys):
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
+    device._warn_emulated_bf16.cache_clear()  # once per process: this test must see the first time
     runtime = resolve(OmegaConf.create({"type": "cpu", "amp": "bf16", "channels_last": False, "threads": None,
                                         "deterministic": True}))
     assert runtime.amp and "bf16" in runtime.describe()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import sys
 from dataclasses import dataclass
@@ -71,6 +72,14 @@ def cpu_has_bf16() -> bool:
     return bool(check()) if check is not None else False
 
 
+@functools.cache
+def _warn_emulated_bf16() -> None:
+    """Once per process: resolve() runs again for every candidate a search trains."""
+    # Emulated bf16 is correct, only slow, so this is a warning, not an error.
+    print("nas: warning: device.amp=bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16) runs "
+          "emulated and slower than float32; device.amp=off is faster here", file=sys.stderr)
+
+
 def memory_format_of(model: torch.nn.Module) -> torch.memory_format:
     """The layout a model's conv weights are stored in, so inputs made for it match (no conversion per call)."""
     weight = next((p for p in model.parameters() if p.dim() == 4), None)
@@ -98,9 +107,7 @@ def resolve(cfg) -> Runtime:
         torch.backends.cudnn.allow_tf32 = True
     bf16 = amp_mode(cfg.amp) == "bf16"
     if bf16 and not on_cuda and not cpu_has_bf16():
-        # Emulated bf16 is correct, only slow, so this is a warning, not an error.
-        print("nas: warning: device.amp=bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16) runs "
-              "emulated and slower than float32; device.amp=off is faster here", file=sys.stderr)
+        _warn_emulated_bf16()
     # channels_last is honoured everywhere: on CPU it measured 10-40% faster for fixed DARTS networks (bench/).
     return Runtime(device, bf16, bool(cfg.channels_last))
 

@@ -15,7 +15,6 @@ import json
 from omegaconf import DictConfig, OmegaConf
 
 from nascli.device import amp_mode
-from nascli.errors import UserError
 
 # Dataset keys that change which images are read and how (not where they are stored).
 DATASET_KEYS = ("name", "val_fraction", "test_fraction", "split_seed", "subset", "test_subset", "test_subset_seed",
@@ -41,11 +40,7 @@ def result_settings(cfg: DictConfig, *, threads: int | None, device: str | None)
 def _precision(amp) -> object:
     """float32 stays `False`, what every retrain recorded before `device.amp` took modes, so their hashes still
     match; bf16 is "bf16"."""
-    try:
-        mode = amp_mode(amp)
-    except UserError:
-        return amp
-    return False if mode == "off" else mode
+    return False if amp_mode(amp) == "off" else "bf16"
 
 
 def settings_hash(settings: dict) -> str:
