@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import copy
 import platform
+import random
 import statistics
 import time
 from pathlib import Path
@@ -38,6 +39,9 @@ from nascli import atomic
 from nascli.config import compose
 from nascli.device import cpu_has_bf16
 from nascli.spaces import DataShape, get_space
+from nascli.strategies.smash.encoding import Encoder
+from nascli.strategies.smash.hypernet import HyperNet
+from nascli.strategies.smash.mainnet import SmashMainNet
 from nascli.strategies.snas.relaxation import sample
 from nascli.supernet import build_supernet
 
@@ -52,8 +56,15 @@ CASES = [
     ("darts DARTS_V2 search candidate (C=8, 5 cells) on digits, 8x8, batch 64", "darts", "DARTS_V2", "search", 1,
      8, 64),
     ("nb201 resnet search candidate (C=8 N=1), 32x32, batch 64", "nb201", "resnet", "search", 3, 32, 64),
+    ("nb201 best_cifar10 retrain (C=16 N=5) on digits, 8x8, batch 64", "nb201", "best_cifar10", "retrain", 1, 8, 64),
+    ("pnas PNASNet retrain (C=16, 8 cells), 32x32, batch 32", "pnas", "PNASNet", "retrain", 3, 32, 32),
+    ("pnas PNASNet search child (C=4, 3 cells) on digits, 8x8, batch 64", "pnas", "PNASNet", "search", 1, 8, 64),
+    ("membank retrain (C=16) of a sampled arch on digits, 8x8, batch 64", "membank", "sample:0", "retrain", 1, 8, 64),
+    ("membank retrain (C=16) of a sampled arch, 32x32, batch 32", "membank", "sample:0", "retrain", 3, 32, 32),
     ("snas supernet, darts search size (C=8, 5 cells), digits 8x8, batch 32", "darts", None, "supernet", 1, 8, 32),
     ("snas supernet, nb201 search size (C=8 N=1), 32x32, batch 32", "nb201", None, "supernet", 3, 32, 32),
+    ("smash HyperNet + main net (C=16), digits 8x8, batch 32", "membank", None, "hypernet", 1, 8, 32),
+    ("smash HyperNet + main net (C=16), 32x32, batch 32", "membank", None, "hypernet", 3, 32, 32),
 ]
 
 
@@ -79,7 +90,7 @@ class Step:
         layout = torch.channels_last if channels_last else torch.contiguous_format
         # SNAS keeps its supernet's parameters as built (grouped weights are viewed as batched matrices) and gets
         # channels_last inputs from the loader; fixed networks are converted whole, as Runtime.prepare does.
-        keep = isinstance(model, SupernetForward)
+        keep = isinstance(model, SupernetForward | SmashForward)
         self.model = (model if keep else model.to(memory_format=layout)).train()
         self.x, self.y = x.contiguous(memory_format=layout), y
         self.bf16 = bf16
@@ -103,14 +114,42 @@ def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tens
     return loss.item()
 
 
+class SmashForward(torch.nn.Module):
+    """SMASH's training step: the HyperNet generates the 1x1 weights of an architecture for the main network.
+    The architectures cycle through one fixed list drawn as the strategy draws them (every variant sees the same
+    sequence), with one z per step; the HyperNet's output normalisation stays float32 (as in the strategy)."""
+
+    def __init__(self, space, shape: DataShape, channels: int):
+        super().__init__()
+        encoder = Encoder(space.cfg)
+        self.encoder = encoder
+        self.hypernet = HyperNet(encoder, 8, 64, 4)
+        self.mainnet = SmashMainNet(encoder, shape, channels)
+        rng = random.Random(0)
+        self.archs = [space.sample(rng) for _ in range(8)]
+        self.codes = [encoder.encode(a) for a in self.archs]
+        self.z = self.hypernet.noise(torch.Generator().manual_seed(0))
+        self.calls = 0
+
+    def forward(self, x):
+        i = self.calls % len(self.archs)
+        self.calls += 1
+        return self.mainnet(x, self.archs[i], self.hypernet(self.archs[i], self.codes[i], self.z))
+
+
 def build(space_name: str, preset: str, node: str, channels: int, size: int) -> torch.nn.Module:
-    cfg = compose("search", [f"space={space_name}", "strategy=snas"])
+    strategy = "smash" if space_name == "membank" else "snas"
+    cfg = compose("search", [f"space={space_name}", f"strategy={strategy}"])
     space = get_space(space_name, cfg.space)
     torch.manual_seed(0)
     shape = DataShape(channels, size, size, 10)
     if node == "supernet":
         return SupernetForward(build_supernet(space, shape, int(cfg.strategy.dense_max_pixels)))
-    return space.build(space.preset(preset), shape, cfg.space[node])
+    if node == "hypernet":
+        return SmashForward(space, shape, int(cfg.space.search.channels))
+    arch = space.sample(random.Random(int(preset.split(":")[1]))) if preset.startswith("sample:") else \
+        space.preset(preset)
+    return space.build(arch, shape, cfg.space[node])
 
 
 def measure(case: tuple, rounds: int, steps: int) -> dict:

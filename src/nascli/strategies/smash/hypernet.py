@@ -51,7 +51,9 @@ class HyperNet(nn.Module):
                 row = e.first_row(b, j)
                 cells = out[:, row : row + n_in, : op["width"] // u]  # [u_out * u_in, chunks, width units]
                 # -> [width units, u_out, chunks, u_in] = [width, channels read]
-                w = cells.reshape(u, u, n_in, -1).permute(3, 0, 2, 1).reshape(op["width"], n_in * u)
+                # The normalisation runs in float32 even under bf16 autocast: a bf16 norm over a few hundred
+                # entries is off by up to ~0.4%, and every generated weight of the step is scaled by it.
+                w = cells.float().reshape(u, u, n_in, -1).permute(3, 0, 2, 1).reshape(op["width"], n_in * u)
                 per_op.append((w / w.norm().clamp_min(1e-8)).unsqueeze(-1).unsqueeze(-1))
             weights.append(per_op)
         return weights
