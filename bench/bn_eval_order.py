@@ -66,12 +66,13 @@ class FrozenStats:
 
 def _context(run: RunDir):
     cfg = run.config
-    runtime = resolve(cfg.device)
     generator = seed_everything(int(cfg.seed))
     space = get_space(cfg.space.name, cfg.space)
     splits = load_splits(cfg.dataset)
+    strategy_cls = strategy_class(cfg.strategy.name)
+    runtime = resolve(cfg.device, strategy_cls.workload, splits.shape, space.name)
     blob = load_checkpoint(run.checkpoint(RunDir.STRATEGY_CKPT))
-    strategy = strategy_class(cfg.strategy.name)(cfg.strategy)
+    strategy = strategy_cls(cfg.strategy)
     strategy.load_state_dict(blob["state"])
     strategy.restored_state()
     ctx = SearchContext(cfg, space, splits, runtime, generator, run=None)

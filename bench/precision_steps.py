@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import json
 import platform
 import random
 import statistics
@@ -37,7 +38,7 @@ import torch.nn.functional as F
 
 from nascli import atomic
 from nascli.config import compose
-from nascli.device import cpu_has_bf16
+from nascli.precision import cpu_has_bf16
 from nascli.spaces import DataShape, get_space
 from nascli.strategies.smash.encoding import Encoder
 from nascli.strategies.smash.hypernet import HyperNet
@@ -57,12 +58,15 @@ CASES = [
      8, 64),
     ("nb201 resnet search candidate (C=8 N=1), 32x32, batch 64", "nb201", "resnet", "search", 3, 32, 64),
     ("nb201 best_cifar10 retrain (C=16 N=5) on digits, 8x8, batch 64", "nb201", "best_cifar10", "retrain", 1, 8, 64),
+    ("nb201 resnet search candidate (C=8 N=1) on digits, 8x8, batch 64", "nb201", "resnet", "search", 1, 8, 64),
     ("pnas PNASNet retrain (C=16, 8 cells), 32x32, batch 32", "pnas", "PNASNet", "retrain", 3, 32, 32),
     ("pnas PNASNet search child (C=4, 3 cells) on digits, 8x8, batch 64", "pnas", "PNASNet", "search", 1, 8, 64),
     ("membank retrain (C=16) of a sampled arch on digits, 8x8, batch 64", "membank", "sample:0", "retrain", 1, 8, 64),
     ("membank retrain (C=16) of a sampled arch, 32x32, batch 32", "membank", "sample:0", "retrain", 3, 32, 32),
     ("snas supernet, darts search size (C=8, 5 cells), digits 8x8, batch 32", "darts", None, "supernet", 1, 8, 32),
     ("snas supernet, nb201 search size (C=8 N=1), 32x32, batch 32", "nb201", None, "supernet", 3, 32, 32),
+    ("snas supernet, darts search size (C=8, 5 cells), 32x32, batch 32", "darts", None, "supernet", 3, 32, 32),
+    ("snas supernet, nb201 search size (C=8 N=1), digits 8x8, batch 32", "nb201", None, "supernet", 1, 8, 32),
     ("smash HyperNet + main net (C=16), digits 8x8, batch 32", "membank", None, "hypernet", 1, 8, 32),
     ("smash HyperNet + main net (C=16), 32x32, batch 32", "membank", None, "hypernet", 3, 32, 32),
 ]
@@ -184,12 +188,20 @@ def run_bench(description: str, measure, line, *, rounds: int, steps: int, out: 
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--steps", type=int, default=steps, help="steps per round and variant")
     parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--only", default=None, help="measure only the cases whose name contains one of these "
+                        "|-separated texts, and replace those in --out (the other cases' results are kept)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = []
+    kept = {}
+    if args.only and args.out.exists():
+        kept = {r["case"]: r for r in json.loads(args.out.read_text())["results"]}
+    measured = {}
     for case in cases:
-        results.append(measure(case, args.rounds, args.steps))
-        print(line(results[-1]), flush=True)
+        if args.only and not any(part in case[0] for part in args.only.split("|")):
+            continue
+        measured[case[0]] = measure(case, args.rounds, args.steps)
+        print(line(measured[case[0]]), flush=True)
+    results = [measured.get(c[0], kept.get(c[0])) for c in cases if c[0] in measured or c[0] in kept]
     atomic.write_json(args.out, {
         **header, "threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps,
         "torch": torch.__version__, "python": platform.python_version(), "results": results,

@@ -35,6 +35,7 @@ from nascli.data import load_splits  # noqa: E402
 from nascli.device import resolve  # noqa: E402
 from nascli.executors import make_executor  # noqa: E402
 from nascli.executors.base import usable_cores  # noqa: E402
+from nascli.precision import ZERO_COST  # noqa: E402
 from nascli.proxies.scoring import ScoringSetup, score_chunk  # noqa: E402
 from nascli.spaces import get_space  # noqa: E402
 from nascli.train import drawn_batches  # noqa: E402
@@ -125,7 +126,7 @@ def whole_machine(cfg, space, splits, archs, b64) -> dict:
 
 def main() -> None:
     args, cfg, space, splits, archs, data_name = nb201_bench(__doc__.splitlines()[0], "bench/proxies.json", 12)
-    runtime = resolve(cfg.device)
+    runtime = resolve(cfg.device, ZERO_COST, splits.shape, space.name)
     b64 = batches_of(splits, runtime, 64)
     results = []
     for label, names in SETS.items():

@@ -24,7 +24,10 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nascli import atomic  # noqa: E402
+from nascli import (
+    atomic,  # noqa: E402
+    precision,  # noqa: E402
+)
 from nascli.device import resolve  # noqa: E402
 from nascli.proxies.scoring import ScoringSetup, score_chunk  # noqa: E402
 from nascli.proxies.zero_cost import JACOB_K  # noqa: E402
@@ -63,7 +66,8 @@ def main() -> None:
     args, cfg, space, splits, archs, data_name = nb201_bench(__doc__.splitlines()[0], "bench/proxy_stability.json", 60)
     # Two disjoint seeded, class-mixed draws of 64 training images (the split is stored class-sorted: its first
     # 128 images would be one class, and "another batch" the same class again).
-    first, second = ([batch] for batch in drawn_batches(splits.train, splits, 64, 2, 0, resolve(cfg.device))[0])
+    runtime = resolve(cfg.device, precision.ZERO_COST, splits.shape, space.name)
+    first, second = ([batch] for batch in drawn_batches(splits.train, splits, 64, 2, 0, runtime)[0])
     genotypes = [a.genotype for a in archs]
 
     def run(seed: int, batch) -> dict[str, list[float]]:

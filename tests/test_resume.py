@@ -38,6 +38,9 @@ SEARCH = {
     "evolution": ["strategy=evolution", "dataset=digits", "budget=smoke", *CELLS],
 }
 RETRAIN = ["darts:DARTS_V2", "dataset=digits", "budget=smoke", "space.retrain.channels=4", "space.retrain.layers=3"]
+# Digits at 16 px: under the default device.amp=auto a CPU with native bf16 trains in bf16 (nascli.precision).
+BF16 = {"snas_bf16": ["search", *SEARCH["snas"], "dataset.resize=16"],
+        "retrain_bf16": ["retrain", *RETRAIN, "dataset.resize=16"]}
 # Timings differ between any two runs; everything else in metrics.jsonl must not.
 TIMING_KEYS = {"time", "seconds", "train_seconds", "evaluation_seconds", "checkpoint_seconds", "checkpoints"}
 
@@ -52,7 +55,13 @@ def nas(*args, kill_after: int | None = None, **popen) -> subprocess.CompletedPr
 
 
 def command(kind: str) -> list[str]:
+    if kind in BF16:
+        return [*BF16[kind], *COMMON]
     return ["search", *SEARCH[kind], *COMMON] if kind in SEARCH else ["retrain", *RETRAIN, *COMMON]
+
+
+def subcommand(kind: str) -> str:
+    return command(kind)[0]
 
 
 def only_run(root: Path, kind: str) -> Path:
@@ -66,7 +75,7 @@ def records(run: Path) -> list[dict]:
 
 
 def result_bytes(run: Path, kind: str) -> dict[str, bytes]:
-    names = [RunDir.ARCHS, RunDir.RANKED, RunDir.ARCH] if kind in SEARCH else [RunDir.RESULT, RunDir.ARCH]
+    names = [RunDir.ARCHS, RunDir.RANKED, RunDir.ARCH] if subcommand(kind) == "search" else [RunDir.RESULT, RunDir.ARCH]
     # arch.json names its own run directory; everything else in it must match.
     return {n: (run / n).read_bytes().replace(str(run).encode(), b"<run>") for n in names}
 
@@ -81,7 +90,7 @@ def reference(tmp_path_factory):
             root = tmp_path_factory.mktemp(f"reference_{kind}")
             res = nas(*command(kind), "--run-root", root)
             assert res.returncode == 0, res.stderr
-            made[kind] = only_run(root, "search" if kind in SEARCH else "retrain")
+            made[kind] = only_run(root, subcommand(kind))
         return made[kind]
 
     return get
@@ -105,14 +114,14 @@ def killed_random(_killed_once, reference, tmp_path) -> Path:
     return Path(shutil.copytree(_killed_once, tmp_path / "search" / _killed_once.name))
 
 
-@pytest.mark.parametrize("kind", [*sorted(STRATEGIES), "retrain"])
+@pytest.mark.parametrize("kind", [*sorted(STRATEGIES), "retrain", *BF16])
 def test_killed_three_times_then_resumed_equals_uninterrupted(kind, reference, tmp_path):
     ref = reference(kind)
     total = json.loads((ref / RunDir.MANIFEST).read_text())
     total = total["summary"]["checkpoints"]
     assert total >= 4, f"{kind} saves only {total} checkpoints at this budget: too few kill points"
     points = sorted(random.Random(f"kill-{kind}").sample(range(1, total), 3))
-    run_kind = "search" if kind in SEARCH else "retrain"
+    run_kind = subcommand(kind)
     share_latency_tables(ref.parent.parent, tmp_path)
     res = nas(*command(kind), "--run-root", tmp_path, kill_after=points[0])
     assert res.returncode == -signal.SIGKILL, res.stderr
@@ -129,6 +138,7 @@ def test_killed_three_times_then_resumed_equals_uninterrupted(kind, reference, t
     assert sum(r.get("event") == "resumed" for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())) == 3
     manifest = json.loads((run / RunDir.MANIFEST).read_text())
     assert manifest["status"] == "done" and len(manifest["resumed_at"]) == 3
+    assert manifest["precision"] == json.loads((ref / RunDir.MANIFEST).read_text())["precision"]
     assert not (run / "checkpoints" / RunDir.RESUME_CKPT).exists()  # a finished run keeps no resume state
 
 

@@ -1,24 +1,24 @@
-"""Device choice, seeding and mixed precision."""
+"""Device choice and seeding; the precision a path runs in is chosen by nascli.precision."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import random
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from nascli.datashape import DataShape
 from nascli.errors import UserError
+from nascli.precision import NETWORK, Precision, choose
 
 
 @dataclass
 class DeviceConfig:
     type: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "off"  # off | bf16: bf16 autocast for training and evaluation (CUDA, and CPUs with bf16)
-    channels_last: bool = False  # NHWC activations and weights
+    amp: str = "auto"  # auto | bf16 | off: bf16 autocast for training and evaluation (nascli.precision)
+    channels_last: str = "auto"  # auto | true | false: NHWC activations and weights
     threads: int | None = None  # torch intra-op threads on CPU (default: torch's choice)
     deterministic: bool = True
 
@@ -28,6 +28,7 @@ class Runtime:
     device: torch.device
     amp: bool
     channels_last: bool
+    precision: Precision | None = None  # what chose amp and channels_last (None: set by hand)
 
     def autocast(self):
         if self.amp:
@@ -47,37 +48,11 @@ class Runtime:
         flags = [f for f, on in (("bf16", self.amp), ("channels_last", self.channels_last)) if on]
         return name + (f" [{', '.join(flags)}]" if flags else "")
 
-
-# `fp16` needs a gradient scaler in every training loop, which nascli does not have; `auto` needs the per-network
-# rule that issue 31 derives from bench/precision_steps.py. Until then both are refused rather than ignored.
-AMP_MODES = ("off", "bf16")
-
-
-def amp_mode(value) -> str:
-    """`device.amp` as one of AMP_MODES. Configs written before the modes said `amp: true/false`, which
-    OmegaConf turns into the strings "True"/"False" in the str-typed field."""
-    mode = str(value).strip().lower() if value is not None else "off"
-    mode = {"false": "off", "true": "bf16", "none": "off"}.get(mode, mode)
-    if mode == "fp16":
-        raise UserError("device.amp=fp16 is not supported (nascli's training loops have no loss scaling); "
-                        "use device.amp=bf16 or device.amp=off")
-    if mode not in AMP_MODES:
-        raise UserError(f"device.amp={value} is not a precision nascli knows; use device.amp=bf16 or device.amp=off")
-    return mode
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (avx512_bf16 or amx_bf16), by oneDNN's own check."""
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(check()) if check is not None else False
-
-
-@functools.cache
-def _warn_emulated_bf16() -> None:
-    """Once per process: resolve() runs again for every candidate a search trains."""
-    # Emulated bf16 is correct, only slow, so this is a warning, not an error.
-    print("nas: warning: device.amp=bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16) runs "
-          "emulated and slower than float32; device.amp=off is faster here", file=sys.stderr)
+    def record(self) -> dict:
+        """The manifest's `precision`: what ran, the settings and the reason."""
+        if self.precision is not None:
+            return self.precision.record()
+        return {"amp": "bf16" if self.amp else "off", "channels_last": self.channels_last}
 
 
 def memory_format_of(model: torch.nn.Module) -> torch.memory_format:
@@ -89,7 +64,8 @@ def memory_format_of(model: torch.nn.Module) -> torch.memory_format:
     return torch.channels_last if nhwc else torch.contiguous_format
 
 
-def resolve(cfg) -> Runtime:
+def pick_device(cfg) -> torch.device:
+    """The device `cfg` (a `device` config node) names, with its thread count and CUDA flags set."""
     kind = str(cfg.type)
     if kind == "auto":
         kind = "cuda" if torch.cuda.is_available() else "cpu"
@@ -98,18 +74,35 @@ def resolve(cfg) -> Runtime:
     if kind != "cpu" and not kind.startswith("cuda"):
         raise UserError(f"unknown device type '{kind}'; use auto, cpu or cuda")
     device = torch.device(kind)
-    on_cuda = device.type == "cuda"
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    if on_cuda:
+    if device.type == "cuda":
         torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    bf16 = amp_mode(cfg.amp) == "bf16"
-    if bf16 and not on_cuda and not cpu_has_bf16():
-        _warn_emulated_bf16()
-    # channels_last is honoured everywhere: on CPU it measured 10-40% faster for fixed DARTS networks (bench/).
-    return Runtime(device, bf16, bool(cfg.channels_last))
+    return device
+
+
+def resolve(cfg, workload: str = NETWORK, shape: DataShape | None = None, space: str = "") -> Runtime:
+    """The runtime of `workload` in `space` on the device `cfg` names, for data of `shape`: what `auto` precision
+    is chosen by (nascli.precision; an unknown space or shape keeps float32 NCHW)."""
+    device = pick_device(cfg)
+    side = min(shape.height, shape.width) if shape is not None else None
+    precision = choose(cfg.amp, cfg.channels_last, device, workload, space, side)
+    return Runtime(device, precision.bf16, precision.channels_last, precision)
+
+
+def same_precision(recorded: dict | None, runtime: Runtime) -> None:
+    """A resumed run continues in the precision it started in, or not at all (the rest would not be the same
+    experiment). Runs from before the precision was recorded are not checked."""
+    if not recorded or "amp" not in recorded:
+        return
+    now = runtime.record()
+    was = (recorded["amp"], bool(recorded["channels_last"]))
+    if was != (now["amp"], now["channels_last"]):
+        raise UserError(f"this run trained with amp={was[0]} channels_last={was[1]} and would continue with "
+                        f"amp={now['amp']} channels_last={now['channels_last']} here ({now.get('reason', '')}); "
+                        "resume it on a machine like the one it started on")
 
 
 @contextlib.contextmanager

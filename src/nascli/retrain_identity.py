@@ -14,7 +14,7 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
-from nascli.device import amp_mode
+from nascli.precision import amp_mode, layout_mode
 
 # Dataset keys that change which images are read and how (not where they are stored).
 DATASET_KEYS = ("name", "val_fraction", "test_fraction", "split_seed", "subset", "test_subset", "test_subset_seed",
@@ -22,8 +22,9 @@ DATASET_KEYS = ("name", "val_fraction", "test_fraction", "split_seed", "subset",
 BUDGET_KEYS = ("epochs", "batch_size", "max_batches")
 
 
-def result_settings(cfg: DictConfig, *, threads: int | None, device: str | None) -> dict:
-    """The retrain settings a result depends on, as plain values (`device`: the device type it ran on)."""
+def result_settings(cfg: DictConfig, *, threads: int | None, device: str | None, precision: dict | None = None) -> dict:
+    """The retrain settings a result depends on, as plain values (`device`: the device type it ran on;
+    `precision`: what ran, as the manifest records it; None: read from the config, as runs before `auto` did)."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     dataset, space, budget = plain.get("dataset") or {}, plain.get("space") or {}, plain.get("budget") or {}
     device_cfg = plain.get("device") or {}
@@ -32,15 +33,20 @@ def result_settings(cfg: DictConfig, *, threads: int | None, device: str | None)
         "space": {"name": space.get("name"), "retrain": space.get("retrain")},
         "budget": {k: budget.get(k) for k in BUDGET_KEYS},
         "train": plain.get("train"),
-        "device": {"type": device, "amp": _precision(device_cfg.get("amp")), "channels_last": device_cfg.get("channels_last"),
-                   "threads": threads},
+        "device": {"type": device, **_precision(precision, device_cfg), "threads": threads},
     }
 
 
-def _precision(amp) -> object:
-    """float32 stays `False`, what every retrain recorded before `device.amp` took modes, so their hashes still
-    match; bf16 is "bf16"."""
-    return False if amp_mode(amp) == "off" else "bf16"
+def _precision(precision: dict | None, device_cfg: dict) -> dict:
+    """What ran, as the hash has always spelt it: float32 `False` and bf16 "bf16", channels_last a boolean, so
+    retrains from before `auto` keep their hashes. Without a recorded precision (runs before `auto`), the config
+    said it (no `auto` there)."""
+    if precision is not None:
+        return {"amp": "bf16" if precision["amp"] == "bf16" else False,
+                "channels_last": bool(precision["channels_last"])}
+    amp = amp_mode(device_cfg.get("amp"))
+    return {"amp": "bf16" if amp == "bf16" else False,
+            "channels_last": layout_mode(device_cfg.get("channels_last")) == "true"}
 
 
 def settings_hash(settings: dict) -> str:

@@ -22,6 +22,7 @@ from nascli.groundtruth import open_table
 from nascli.latency import latency_settings
 from nascli.latency_table import LatencyTable, check_method, has_table, latency_column
 from nascli.objectives import objective_of
+from nascli.precision import ZERO_COST
 from nascli.progress import progress_bar
 from nascli.proxies import PROXIES, ProxyPlan, plan_proxies
 from nascli.proxies.scoring import ScoringSetup, score_chunk
@@ -100,16 +101,18 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
     if check_method(str(cfg.latency.method)) == "none" and (objective or (plan and "latency" in plan.columns)):
         raise UserError("latency.method=none gives no latency to rank by; use latency.method=measured or table")
     archset = load_arch_set(refs, space, sample, int(cfg.seed), every)
-    runtime = resolve(cfg.device)
     executor = make_executor(cfg.executor, cfg.device)
     seed_everything(int(cfg.seed))
-    splits = load_splits(cfg.dataset).to(runtime.device)
+    splits = load_splits(cfg.dataset)
+    runtime = resolve(cfg.device, ZERO_COST, splits.shape, space.name)
+    splits = splits.to(runtime.device)
     label = ",".join(plan.columns) if plan else f"{search_run.manifest.get('strategy', 'strategy')}"
     run = RunDir.create(run_root, "rank", f"{label}_{space.name}_{cfg.dataset.name}", cfg, argv=argv,
                         overrides=overrides, device=runtime.describe(),
                         extra={"space": space.name, "dataset": cfg.dataset.name, "data": splits.sizes(),
                                "proxies": plan.columns if plan else [], "archs": len(archset),
                                "executor": executor.describe(), "torch_threads": torch.get_num_threads(),
+                               "precision": runtime.record(),
                                "search_run": str(search_run.path) if search_run else None})
     with run.running():
         started = time.perf_counter()
@@ -282,7 +285,8 @@ def strategy_scores(search_run: RunDir, archs, space, runtime) -> tuple[str, lis
     if not ckpt_path.is_file():
         raise UserError(f"{search_run.path} has no checkpoints/strategy.pt; pass proxy=NAME or another search run")
     blob = load_checkpoint(ckpt_path)
-    strategy = strategy_class(run_cfg.strategy.name)(run_cfg.strategy)
+    strategy_cls = strategy_class(run_cfg.strategy.name)
+    strategy = strategy_cls(run_cfg.strategy)
     strategy.load_state_dict(blob.get("state", {}))
     run_space = get_space(run_cfg.space.name, run_cfg.space)
     if run_space.name != space.name:
@@ -290,9 +294,11 @@ def strategy_scores(search_run: RunDir, archs, space, runtime) -> tuple[str, lis
                         f"space={run_space.name}")
     # The strategy scores as it did during its search: the run's own device settings (memory format, bf16)
     # on the device this command runs on.
-    runtime = resolve(OmegaConf.merge(run_cfg.device, {"type": str(runtime.device)}))
     generator = seed_everything(int(run_cfg.seed))
-    splits = load_splits(run_cfg.dataset).to(runtime.device)
+    splits = load_splits(run_cfg.dataset)
+    runtime = resolve(OmegaConf.merge(run_cfg.device, {"type": str(runtime.device)}), strategy_cls.workload,
+                      splits.shape, run_space.name)
+    splits = splits.to(runtime.device)
     ctx = SearchContext(run_cfg, run_space, splits, runtime, generator, run=None)
     scores, extras = strategy.score_details(archs, ctx)
     return run_cfg.strategy.name, [float(s) for s in scores], extras

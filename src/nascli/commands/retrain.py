@@ -17,13 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from nascli.arch import Arch
 from nascli.config import compose, inherited_groups, inherited_overrides, resume_config
 from nascli.data import load_splits
-from nascli.device import resolve, seed_everything, torch_threads
+from nascli.device import resolve, same_precision, seed_everything, torch_threads
 from nascli.errors import UserError
 from nascli.executors import make_executor
 from nascli.executors.base import TaskFailure
 from nascli.figures import curves_figure
 from nascli.latency import cached_trained_latency
 from nascli.measure import cost
+from nascli.precision import NETWORK
 from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
 from nascli.retrain_identity import result_settings, settings_hash
 from nascli.rundir import RunDir
@@ -58,12 +59,14 @@ def run_retrain(arch: Arch, cfg: DictConfig, *, run_root: Path, argv: list[str],
     # machine's cores unless device.threads is set, a batch's retrains one each): `nas correlate` averages
     # only retrains of one settings hash.
     threads = torch.get_num_threads()
-    settings = result_settings(cfg, threads=threads, device=str(setup.runtime.device))
+    settings = result_settings(cfg, threads=threads, device=str(setup.runtime.device),
+                               precision=setup.runtime.record())
     run = RunDir.create(run_root, "retrain", arch.arch_id, cfg, argv=argv, overrides=overrides,
                         device=setup.runtime.describe(),
                         extra={"arch_id": arch.arch_id, "space": arch.space, "dataset": cfg.dataset.name,
                                "data": setup.splits.sizes(), "source_run": (source or {}).get("run"), **setup.costs,
-                               "torch_threads": threads, "settings_hash": settings_hash(settings),
+                               "torch_threads": threads, "precision": setup.runtime.record(),
+                               "settings_hash": settings_hash(settings),
                                "settings": settings})
     run.write_json(RunDir.ARCH, arch.to_json(source=source, description=setup.space.describe(arch)))
     return _train(run, arch, cfg, setup, saved=None)
@@ -77,6 +80,7 @@ def resume_retrain(run: RunDir, overrides: list[str],
     cfg, extended = resume_config(run, overrides)
     arch = read_arch_file(run.path / RunDir.ARCH)
     setup = _setup(arch, cfg)
+    same_precision(run.manifest.get("precision"), setup.runtime)
     return _train(run, arch, cfg, setup, saved=take_over(run, cfg, extended, notify))
 
 
@@ -94,9 +98,10 @@ def _setup(arch: Arch, cfg: DictConfig) -> _Setup:
     """Everything before training, in the same order for a new and a resumed run (same RNG draws)."""
     space = get_space(arch.space, cfg.space)
     check_tracker(cfg)  # a missing tracker package is named before any work
-    runtime = resolve(cfg.device)
     generator = seed_everything(int(cfg.seed))
-    splits = load_splits(cfg.dataset).to(runtime.device)
+    splits = load_splits(cfg.dataset)
+    runtime = resolve(cfg.device, NETWORK, splits.shape, arch.space)
+    splits = splits.to(runtime.device)
     model = space.build(arch, splits.shape, cfg.space.retrain, auxiliary=cfg.train.auxiliary_weight > 0)
     costs = cost(model, splits.shape)
     return _Setup(space, runtime, generator, splits, runtime.prepare(model), costs)

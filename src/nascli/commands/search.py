@@ -18,7 +18,7 @@ from nascli import distributed
 from nascli.arch import Arch
 from nascli.config import resume_config
 from nascli.data import load_splits
-from nascli.device import resolve, seed_everything
+from nascli.device import resolve, same_precision, seed_everything
 from nascli.errors import UserError
 from nascli.executors import make_executor
 from nascli.figures import scores_figure
@@ -47,7 +47,7 @@ def run_search(cfg: DictConfig, *, run_root: Path, argv: list[str], overrides: l
     strategy_cls, space, table, runtime, generator, splits, executor = _prepare(cfg)
     with _ranks(cfg, runtime, run_root) as (backend, root):
         extra = {"strategy": cfg.strategy.name, "space": space.name, "dataset": cfg.dataset.name,
-                 "data": splits.sizes(), "torch_threads": torch.get_num_threads()}
+                 "data": splits.sizes(), "torch_threads": torch.get_num_threads(), "precision": runtime.record()}
         if backend is not None:
             extra["distributed"] = {"world_size": distributed.world_size(), "backend": backend}
         run = RunDir.create(root, "search", f"{cfg.strategy.name}_{cfg.dataset.name}", cfg, argv=argv,
@@ -75,6 +75,7 @@ def resume_search(ref: str, overrides: list[str], *, run_root: Path,
     with _ranks(cfg, runtime, run_root) as (backend, root):
         saved = None
         if main:
+            same_precision(run.manifest.get("precision"), runtime)
             saved = take_over(run, cfg, extended, notify)
             _note_world_change(run, notify)
         if backend is not None:
@@ -145,9 +146,10 @@ def _prepare(cfg: DictConfig):
                         f"not '{cfg.space.name}'; pick space={strategy_cls.spaces[0]}")
     space = get_space(cfg.space.name, cfg.space)
     table = open_table(cfg.benchmark, space)
-    runtime = resolve(cfg.device)
     generator = seed_everything(int(cfg.seed))
-    splits = load_splits(cfg.dataset).to(runtime.device)
+    splits = load_splits(cfg.dataset)
+    runtime = resolve(cfg.device, strategy_cls.workload, splits.shape, space.name)
+    splits = splits.to(runtime.device)
     return strategy_cls, space, table, runtime, generator, splits, executor
 
 

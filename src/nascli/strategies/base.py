@@ -29,6 +29,7 @@ from nascli.arch import Arch
 from nascli.data import Splits
 from nascli.device import Runtime
 from nascli.errors import UserError
+from nascli.precision import NETWORK
 from nascli.registry import load_plugins, lookup, registrar
 from nascli.spaces.base import SearchSpace
 
@@ -111,6 +112,8 @@ class Strategy(ABC):
     Config: ClassVar[type]  # dataclass schema of this strategy's config group
     # Spaces the strategy can search; None means every registered space.
     spaces: ClassVar[tuple[str, ...] | None] = None
+    # What the search trains, for `device.amp` / `device.channels_last` = auto (nascli.precision).
+    workload: ClassVar[str] = NETWORK
 
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg

@@ -18,8 +18,9 @@ from omegaconf import OmegaConf
 
 from nascli.arch import Arch
 from nascli.data import Splits
-from nascli.device import resolve, torch_threads
+from nascli.device import Runtime, pick_device, resolve, torch_threads
 from nascli.executors.base import TaskFailure
+from nascli.precision import Precision
 from nascli.strategies.base import Candidate, SearchContext
 from nascli.train import Diverged, fit
 
@@ -61,6 +62,8 @@ class TrainingJob:
     cfg: dict  # the run's config, as plain containers
     splits: Splits  # on the CPU; each task moves it to its device
     epochs: int
+    # The search's precision, chosen once where it started: every worker trains in it, whatever its CPU.
+    precision: Precision | None = None
 
 
 def candidate_threads(ctx: SearchContext) -> int:
@@ -74,8 +77,11 @@ def train_task(job: TrainingJob, arch_doc: dict) -> dict:
     from nascli.spaces.base import get_space
 
     cfg = OmegaConf.create(job.cfg)
-    with torch_threads(None):  # resolve() may set device.threads: this process's count is restored after
-        runtime = resolve(cfg.device)
+    with torch_threads(None):  # pick_device() may set device.threads: this process's count is restored after
+        device = pick_device(cfg.device)
+    p = job.precision
+    runtime = Runtime(device, p.bf16, p.channels_last, p) if p is not None else resolve(
+        cfg.device, shape=job.splits.shape, space=str(cfg.space.name))
     ctx = SearchContext(cfg, get_space(cfg.space.name, cfg.space), job.splits.to(runtime.device), runtime,
                         generator=None)
     started = time.perf_counter()
@@ -87,7 +93,7 @@ def train_task(job: TrainingJob, arch_doc: dict) -> dict:
 def train_on_executor(archs: Sequence[Arch], ctx: SearchContext, epochs: int) -> Iterator[tuple[int, Candidate]]:
     """Train `archs` on ctx.executor; yield (index, candidate) in index order, whatever order they finish in,
     so logs and checkpoints are the same for any worker count."""
-    job = TrainingJob(OmegaConf.to_container(ctx.cfg), ctx.splits.to("cpu"), epochs)
+    job = TrainingJob(OmegaConf.to_container(ctx.cfg), ctx.splits.to("cpu"), epochs, ctx.runtime.precision)
     finished: dict[int, Any] = {}
     nxt = 0
     for index, result in ctx.executor.run(train_task, job, [a.to_json() for a in archs]):

@@ -13,6 +13,7 @@ per-iteration cosine schedule, one architecture and one z per batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -26,6 +27,7 @@ from nascli import distributed
 from nascli.arch import Arch
 from nascli.data.draws import shuffled
 from nascli.errors import UserError
+from nascli.precision import HYPERNET
 from nascli.progress import progress_bar
 from nascli.resume import as_tuples
 from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
@@ -99,15 +101,18 @@ class Smash(TrainedStrategy):
     Config = SmashConfig
     spaces = ("membank",)
     trained = "HyperNet"
+    workload = HYPERNET
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.hypernet: HyperNet | None = None
         self.mainnet: SmashMainNet | None = None
         self._resume: dict | None = None
+        self._autocast = contextlib.nullcontext  # the runtime's, once _build has seen it
 
     def _build(self, ctx: SearchContext) -> Encoder:
         encoder = Encoder(ctx.space.cfg)
+        self._autocast = ctx.runtime.autocast
         h = self.cfg.hypernet
         torch.manual_seed(ctx.seed)
         self.hypernet = HyperNet(encoder, int(h.z_channels), int(h.width), int(h.depth)).to(ctx.runtime.device)
@@ -174,8 +179,9 @@ class Smash(TrainedStrategy):
                     ramp = min(1.0, step / max(1.0, float(cfg.anneal_fraction) * total))
                     arch = ctx.space.sample(rng, max_budget=0.5 + 0.5 * ramp, max_kernel=3 + round(4 * ramp))
                     z = self.hypernet.noise(g)
-                    logits = self.mainnet(x, arch, self.hypernet(arch, encoder.encode(arch), z))
-                    loss = F.cross_entropy(logits, y)
+                    with rt.autocast():
+                        logits = self.mainnet(x, arch, self.hypernet(arch, encoder.encode(arch), z))
+                    loss = F.cross_entropy(logits.float(), y)
                     if not torch.isfinite(loss):
                         raise UserError(f"SMASH training diverged at step {step} (loss {loss.item()}); "
                                         "lower strategy.lr")
@@ -274,11 +280,12 @@ class Smash(TrainedStrategy):
             c = scramble(c, arch)
         accs = []
         for z in noises:
-            weights = self.hypernet(arch, c, z)
             correct = seen = 0
-            for x, y in val:
-                correct += (self.mainnet(x, arch, weights).argmax(1) == y).sum().item()
-                seen += len(y)
+            with self._autocast():
+                weights = self.hypernet(arch, c, z)
+                for x, y in val:
+                    correct += (self.mainnet(x, arch, weights).argmax(1) == y).sum().item()
+                    seen += len(y)
             accs.append(100.0 * correct / seen)
         return sum(accs) / len(accs)
 

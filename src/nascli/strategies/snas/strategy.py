@@ -30,6 +30,7 @@ from nascli.data.draws import shuffled
 from nascli.errors import UserError
 from nascli.latency import latency_settings
 from nascli.latency_table import LatencyTable
+from nascli.precision import SUPERNET
 from nascli.progress import progress_bar
 from nascli.spaces.ops import PARAMETER_FREE
 from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
@@ -89,6 +90,7 @@ class Snas(TrainedStrategy):
     Config = SnasConfig
     spaces = ("darts", "nb201")
     trained = "supernet"
+    workload = SUPERNET
 
     def __init__(self, cfg):
         super().__init__(cfg)
