@@ -8,10 +8,10 @@ STAMP  := $(VENV)/.installed
 RUNS   ?= runs
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench clean
+.PHONY: help install run test lint bench bench-paths clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: $(STAMP) ## Benchmarks against in-process references -> bench/*.json
 	$(BIN)/python bench/executors.py --out bench/results.json
 	$(BIN)/python bench/pnas_child_cost.py --out bench/results.json
 	$(BIN)/python bench/precision_steps.py --out bench/precision_steps.json
+
+bench-paths: $(STAMP) ## Whole searches and retrains, precision auto vs float32 (about an hour) -> bench/precision_paths.json
+	$(BIN)/python bench/precision_paths.py --out bench/precision_paths.json
 
 clean: ## Remove build artefacts, caches and run directories
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache $(RUNS)

@@ -59,11 +59,14 @@ PATHS = {
 }
 
 
-def run_nas(args: list[str], root: Path, threads: int) -> tuple[Path, float]:
-    env = {**os.environ, "NASCLI_PROGRESS": "0", "OMP_NUM_THREADS": str(threads)}
+def run_nas(args: list[str], root: Path) -> tuple[Path, float]:
+    """One `nas` command as a user runs it: default threads (a lone retrain all cores, a search's candidates one
+    thread each on `executor.workers=auto` workers)."""
+    env = {**os.environ, "NASCLI_PROGRESS": "0"}
+    env.pop("OMP_NUM_THREADS", None)
     started = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "nascli", *args, f"device.threads={threads}", "--run-root",
-                          str(root)], capture_output=True, text=True, env=env)
+    res = subprocess.run([sys.executable, "-m", "nascli", *args, "--run-root", str(root)], capture_output=True,
+                         text=True, env=env)
     seconds = time.perf_counter() - started
     if res.returncode != 0:
         raise RuntimeError(f"nas {' '.join(args)} failed:\n{res.stderr[-2000:]}")
@@ -86,7 +89,7 @@ def outcome(run: Path, kind: str) -> dict:
     return out
 
 
-def measure(name: str, threads: int, work: Path) -> dict:
+def measure(name: str, work: Path) -> dict:
     args, seeds, kind, needs = PATHS[name]
     missing = [str(p) for p in needs if not p.exists()]
     if missing:
@@ -96,7 +99,7 @@ def measure(name: str, threads: int, work: Path) -> dict:
         order = list(SETTINGS) if i % 2 == 0 else list(SETTINGS)[::-1]
         for setting in order:
             root = Path(tempfile.mkdtemp(dir=work, prefix=f"{name}_{setting}_{seed}_"))
-            run, seconds = run_nas([*args, f"seed={seed}", *SETTINGS[setting]], root, threads)
+            run, seconds = run_nas([*args, f"seed={seed}", *SETTINGS[setting]], root)
             runs[setting].append({"seed": seed, "seconds": round(seconds, 1), **outcome(run, kind)})
             print(f"{name} seed {seed} {setting}: {seconds:.0f} s", flush=True)
     row = {"path": name, "command": "nas " + " ".join(args), "seeds": seeds,
@@ -127,7 +130,6 @@ def measure(name: str, threads: int, work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paths", default=",".join(PATHS))
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/precision_paths.json"))
     parser.add_argument("--work", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     args = parser.parse_args()
@@ -136,11 +138,11 @@ def main() -> None:
     previous = json.loads(args.out.read_text())["results"] if args.out.exists() else []
     results = {r["path"]: r for r in previous}
     for name in args.paths.split(","):
-        results[name] = measure(name, args.threads, work)
+        results[name] = measure(name, work)
         print(json.dumps({k: v for k, v in results[name].items() if k != "runs"}, default=str), flush=True)
         atomic.write_json(args.out, {  # after every path: a long bench keeps what it measured
             "benchmark": "whole paths, device.amp/channels_last=auto vs float32 NCHW, alternating fresh processes",
-            "threads": args.threads, "cpu_bf16": cpu_has_bf16(), "torch": torch.__version__,
+            "cores": os.cpu_count(), "cpu_bf16": cpu_has_bf16(), "torch": torch.__version__,
             "python": platform.python_version(), "runs_under": str(work), "results": list(results.values())})
     print(f"wrote {args.out}")
 

@@ -56,6 +56,10 @@ def test_strategy_search_state_round_trip_and_rank(name, budget, cli, run_root):
     archs = [get_space(cfg.space.name).make(json.loads((run.arch_file(a)).read_text())["genotype"])
              for a in list(rank_scores.index)[:2]]
     expected = [rank_scores[a.arch_id] for a in archs]
+    splits = load_splits(cfg.dataset)
+    # the precision the search ran in (device.amp / channels_last = auto choose by workload, data and space)
+    runtime = resolve(cfg.device, strategy_class(name).workload, splits.shape, space.name)
+    assert runtime.record()["amp"] == run.manifest["precision"]["amp"]
     for strategy in (first, second):
-        ctx = SearchContext(cfg, space, load_splits(cfg.dataset), resolve(cfg.device), seed_everything(int(cfg.seed)))
+        ctx = SearchContext(cfg, space, splits, runtime, seed_everything(int(cfg.seed)))
         assert strategy.score(archs, ctx) == pytest.approx(expected, rel=1e-6), name  # archs.csv keeps ~15 digits
