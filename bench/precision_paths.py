@@ -52,6 +52,7 @@ PATHS = {
     "random_digits": (["search"], [0], "search", []),
     "pnas_digits": (["search", "strategy=pnas"], [0], "search", []),
     "smash_digits": (["search", "strategy=smash"], [0], "search", []),
+    "snas_digits": (["search", "strategy=snas"], [0, 1], "search", []),
     "snas_nb201_cifar": (["search", "strategy=snas", "space=nb201", "dataset=cifar10_jpeg", f"dataset.root={CIFAR}",
                           "dataset.subset=10000", "strategy.epochs=8", "strategy.batch_size=64",
                           "strategy.penalty.preset=none", "strategy.alpha_weight_decay=1e-3", "budget.candidates=8",

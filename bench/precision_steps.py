@@ -120,8 +120,13 @@ def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tens
 
 class SmashForward(torch.nn.Module):
     """SMASH's training step: the HyperNet generates the 1x1 weights of an architecture for the main network.
-    The architectures cycle through one fixed list drawn as the strategy draws them (every variant sees the same
-    sequence), with one z per step; the HyperNet's output normalisation stays float32 (as in the strategy)."""
+    As in the strategy, every step trains another architecture, drawn with the strategy's annealing (budget
+    0.5 -> 1, kernels 3 -> 7 over the first half of training; here over the list, which spans a whole run), so
+    each step meets new conv shapes as a real run does (a few architectures cycled would let oneDNN's primitive
+    cache hide what bf16 costs per new shape). Every variant sees the same sequence; one z per step; the
+    HyperNet's output normalisation stays float32 (as in the strategy)."""
+
+    ARCHS = 240
 
     def __init__(self, space, shape: DataShape, channels: int):
         super().__init__()
@@ -130,7 +135,10 @@ class SmashForward(torch.nn.Module):
         self.hypernet = HyperNet(encoder, 8, 64, 4)
         self.mainnet = SmashMainNet(encoder, shape, channels)
         rng = random.Random(0)
-        self.archs = [space.sample(rng) for _ in range(8)]
+        self.archs = []
+        for i in range(self.ARCHS):
+            ramp = min(1.0, i / (0.5 * self.ARCHS))
+            self.archs.append(space.sample(rng, max_budget=0.5 + 0.5 * ramp, max_kernel=3 + round(4 * ramp)))
         self.codes = [encoder.encode(a) for a in self.archs]
         self.z = self.hypernet.noise(torch.Generator().manual_seed(0))
         self.calls = 0
