@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from nascli.precision import cpu_has_bf16
 from nascli.resume import KILL_ENV
 from nascli.rundir import RunDir
 from nascli.strategies.base import STRATEGIES, load_strategy_plugins
@@ -38,8 +39,10 @@ SEARCH = {
     "evolution": ["strategy=evolution", "dataset=digits", "budget=smoke", *CELLS],
 }
 RETRAIN = ["darts:DARTS_V2", "dataset=digits", "budget=smoke", "space.retrain.channels=4", "space.retrain.layers=3"]
-# Digits at 16 px: under the default device.amp=auto a CPU with native bf16 trains in bf16 (nascli.precision).
-BF16 = {"snas_bf16": ["search", *SEARCH["snas"], "dataset.resize=16"],
+# Digits at 16 px: under the default device.amp=auto a CPU with native bf16 trains these in bf16 (the rule in
+# nascli.precision: SNAS on nb201, a DARTS retrain; SNAS on darts keeps float32 at any size).
+BF16 = {"snas_bf16": ["search", "strategy=snas", "space=nb201", "dataset=digits", "budget=smoke", "dataset.resize=16",
+                      "space.search.channels=4"],
         "retrain_bf16": ["retrain", *RETRAIN, "dataset.resize=16"]}
 # Timings differ between any two runs; everything else in metrics.jsonl must not.
 TIMING_KEYS = {"time", "seconds", "train_seconds", "evaluation_seconds", "checkpoint_seconds", "checkpoints"}
@@ -139,6 +142,7 @@ def test_killed_three_times_then_resumed_equals_uninterrupted(kind, reference, t
     manifest = json.loads((run / RunDir.MANIFEST).read_text())
     assert manifest["status"] == "done" and len(manifest["resumed_at"]) == 3
     assert manifest["precision"] == json.loads((ref / RunDir.MANIFEST).read_text())["precision"]
+    assert manifest["precision"]["amp"] == ("bf16" if kind in BF16 and cpu_has_bf16() else "off")
     assert not (run / "checkpoints" / RunDir.RESUME_CKPT).exists()  # a finished run keeps no resume state
 
 

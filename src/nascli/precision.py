@@ -7,18 +7,19 @@ training step of every network nascli trains, float32 NCHW against bf16 and chan
 process, 2 threads, AMD EPYC with avx512_bf16; the README's "Precision and memory layout" quotes it), keyed by what
 is trained (a fixed network, SNAS's supernet, SMASH's HyperNet), the space (its op types: DARTS and PNAS cells are
 depthwise-separable convs, NB201 cells dense 3x3 convs, SMASH's main network 1x1 convs) and the input size (below
-or from BF16_MIN_SIDE pixels). Each entry is the fastest of the four variants measured for it:
+or from BF16_MIN_SIDE pixels). Each entry is the fastest of the four variants measured for it, except where a
+whole run (`bench/precision_paths.json`) was not faster in it: then float32 NCHW.
 
 - bf16 pays where the hardware computes it natively and the maps are large (DARTS and NB201 networks at 32x32,
   SNAS's NB201 supernet there), and for the retrained networks of the membank space (1x1 convs) at any size; not
   for PNAS (its 5x5 and 7x7 separable convs: 1.05x at 32x32, 0.69x at 8x8), nor for DARTS or NB201 networks at
   8x8, where float32 channels_last is as fast or faster.
-- channels_last pays for every fixed network measured (with bf16 or not); for SNAS's supernet only on DARTS at
-  8x8, never with bf16.
+- channels_last pays for every fixed network measured (with bf16 or not), never for SNAS's supernet (whole
+  searches on DARTS at 8x8 trained 6% slower in it, though its step measured 1.04-1.08x faster).
 - SMASH's HyperNet training keeps float32 NCHW: its step bench says otherwise, a whole run does not (see RULE).
 - A pair the bench has not measured (a space added by a plugin) keeps float32 NCHW, as before `auto` existed.
-- Zero-cost proxies stay float32 and NCHW: their scores are sums over gradients and activations, and their
-  equality with earlier runs is tested; `auto` leaves them as they were.
+- Zero-cost proxies stay float32: their scores are sums over gradients and activations, and their equality with
+  earlier runs is tested (under `auto` they run NCHW; `conf/rank.yaml` sets channels_last, as before).
 
 On CUDA the same table applies with "native" meaning `torch.cuda.is_bf16_supported()`; it was not measured there.
 """
@@ -55,7 +56,9 @@ RULE: dict[tuple[str, str], dict[str, tuple[bool, bool]]] = {
                         "large": (False, True)},  # 1.64x (bf16 channels_last 1.31x)
     (NETWORK, "membank"): {"small": (True, True),  # 1.07-1.08x (float32 channels_last 0.99x)
                            "large": (True, True)},  # 1.42x
-    (SUPERNET, "darts"): {"small": (False, True),  # 1.04-1.08x (bf16 0.95-1.04x)
+    # The step measured 1.04-1.08x in channels_last at 8x8, but whole SNAS searches on digits trained slower in it
+    # (65 -> 69 s and 77 -> 82 s of supernet training, seeds 0 and 1: bench/precision_paths.json).
+    (SUPERNET, "darts"): {"small": (False, False),
                           "large": (False, False)},  # nothing pays: 0.92-1.00x
     (SUPERNET, "nb201"): {"small": (False, False),  # nothing pays: 0.89-0.94x
                           "large": (True, False)},  # 1.13x (channels_last 0.79-0.90x)
