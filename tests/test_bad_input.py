@@ -88,6 +88,7 @@ def test_bad_architecture_files(case, cli, finished_run, tmp_path):
     (["search", "latency.method=guess"], "latency.method=guess is not a way to get latency"),
     (["retrain", "darts:DARTS_V2", "device.amp=fp16"], "device.amp=fp16 is not supported"),
     (["search", "device.amp=fast"], "device.amp=fast is not a precision"),
+    (["retrain", "darts:DARTS_V2", "device.channels_last=nhwc"], "device.channels_last=nhwc is not a layout"),
     (["rank", "--sample", "2", "proxy=synflow", "objective=mnas"], "objective.target_ms=MS"),
     (["rank", "--sample", "2", "proxy=latency", "latency.method=none"], "latency.method=none gives no latency"),
 ])

@@ -213,6 +213,18 @@ def test_nb201_size_key_determines_params_and_flops():
     assert len(space.enumerate()) == 15625
 
 
+def test_cached_sizes_follow_the_data_shape():
+    """One process scoring one space config on two datasets: the second's params are its own (the stem reads
+    the data's channels), not the counts cached for the first."""
+    from nascli.measure import arch_cost
+
+    space = get_space("nb201", compose("rank", ["space=nb201", *SMALL["nb201"]]).space)
+    arch = space.preset("resnet")
+    for shape in (RGB, DataShape(1, 8, 8, 10), RGB):
+        (row,) = score_chunk(_setup("nb201", ["params"], shape), [arch.genotype])
+        assert row["params"] == arch_cost(space, arch, shape)["params"], shape
+
+
 # -- combined proxies -------------------------------------------------------------------------------
 def test_rank_mean_averages_direction_aware_ranks():
     scores = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [40.0, 30.0, 20.0, 10.0]})

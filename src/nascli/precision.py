@@ -113,6 +113,12 @@ def layout_mode(value) -> str:
     return mode
 
 
+def check_settings(device_cfg) -> None:
+    """Refuse unknown `device.amp` / `device.channels_last` values before any data is read."""
+    amp_mode(device_cfg.amp)
+    layout_mode(device_cfg.channels_last)
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (avx512_bf16 or amx_bf16), by oneDNN's own check."""
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)

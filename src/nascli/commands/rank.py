@@ -22,7 +22,7 @@ from nascli.groundtruth import open_table
 from nascli.latency import latency_settings
 from nascli.latency_table import LatencyTable, check_method, has_table, latency_column
 from nascli.objectives import objective_of
-from nascli.precision import ZERO_COST
+from nascli.precision import ZERO_COST, check_settings
 from nascli.progress import progress_bar
 from nascli.proxies import PROXIES, ProxyPlan, plan_proxies
 from nascli.proxies.scoring import ScoringSetup, score_chunk
@@ -102,6 +102,7 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
         raise UserError("latency.method=none gives no latency to rank by; use latency.method=measured or table")
     archset = load_arch_set(refs, space, sample, int(cfg.seed), every)
     executor = make_executor(cfg.executor, cfg.device)
+    check_settings(cfg.device)
     seed_everything(int(cfg.seed))
     splits = load_splits(cfg.dataset)
     runtime = resolve(cfg.device, ZERO_COST, splits.shape, space.name)

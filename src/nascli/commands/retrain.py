@@ -24,7 +24,7 @@ from nascli.executors.base import TaskFailure
 from nascli.figures import curves_figure
 from nascli.latency import cached_trained_latency
 from nascli.measure import cost
-from nascli.precision import NETWORK
+from nascli.precision import NETWORK, check_settings
 from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
 from nascli.retrain_identity import result_settings, settings_hash
 from nascli.rundir import RunDir
@@ -98,6 +98,7 @@ def _setup(arch: Arch, cfg: DictConfig) -> _Setup:
     """Everything before training, in the same order for a new and a resumed run (same RNG draws)."""
     space = get_space(arch.space, cfg.space)
     check_tracker(cfg)  # a missing tracker package is named before any work
+    check_settings(cfg.device)
     generator = seed_everything(int(cfg.seed))
     splits = load_splits(cfg.dataset)
     runtime = resolve(cfg.device, NETWORK, splits.shape, arch.space)

@@ -24,6 +24,7 @@ from nascli.executors import make_executor
 from nascli.figures import scores_figure
 from nascli.groundtruth import open_table
 from nascli.latency_table import check_method, latency_column
+from nascli.precision import check_settings
 from nascli.results import BENCH_PREFIX, candidates_frame, rank_frame
 from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
 from nascli.rundir import RunDir
@@ -138,6 +139,7 @@ def _prepare(cfg: DictConfig):
         raise UserError("train.include_val=true would train candidates on the val split they are ranked on; "
                         "it is a `nas retrain` option only: drop it from the search")
     executor = make_executor(cfg.executor, cfg.device)  # a missing engine is named before any work
+    check_settings(cfg.device)
     check_tracker(cfg)
     if cfg.get("latency") is not None:
         check_method(str(cfg.latency.method))

@@ -42,14 +42,16 @@ class ScoringSetup:
 
 
 _SPACES: dict[str, Any] = {}  # the space object of the last setup seen, per process
-_SIZES: dict[str, dict[str, int]] = {}  # size_key -> params/flops at the retrain size, per process
+_SIZES: dict[str, dict[str, int]] = {}  # size_key -> params/flops at the retrain size, per process and setup
 
 
 def score_chunk(setup: ScoringSetup, genotypes: list[dict]) -> list[dict]:
     """One row per genotype: each proxy's score (NaN + `<proxy>_error` when it failed), params, flops,
     `degenerate` (the output ignores the input, when a data pass could tell) and status."""
     load_proxies()
-    key = repr((setup.space_name, setup.space_cfg))
+    # The counts depend on the data's shape too (the stem reads its channels, the classifier its classes): a
+    # process that scores two datasets with one space config must not reuse the first one's counts.
+    key = repr((setup.space_name, setup.space_cfg, setup.shape))
     if key not in _SPACES:
         _SPACES.clear()
         _SIZES.clear()
