@@ -42,11 +42,10 @@ def _precision(precision: dict | None, device_cfg: dict) -> dict:
     retrains from before `auto` keep their hashes. Without a recorded precision (runs before `auto`), the config
     said it (no `auto` there)."""
     if precision is not None:
-        return {"amp": "bf16" if precision["amp"] == "bf16" else False,
-                "channels_last": bool(precision["channels_last"])}
-    amp = amp_mode(device_cfg.get("amp"))
-    return {"amp": "bf16" if amp == "bf16" else False,
-            "channels_last": layout_mode(device_cfg.get("channels_last")) == "true"}
+        amp, channels_last = precision["amp"], bool(precision["channels_last"])
+    else:
+        amp, channels_last = amp_mode(device_cfg.get("amp")), layout_mode(device_cfg.get("channels_last")) == "true"
+    return {"amp": "bf16" if amp == "bf16" else False, "channels_last": channels_last}
 
 
 def settings_hash(settings: dict) -> str:

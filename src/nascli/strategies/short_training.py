@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -18,9 +18,8 @@ from omegaconf import OmegaConf
 
 from nascli.arch import Arch
 from nascli.data import Splits
-from nascli.device import Runtime, pick_device, resolve, torch_threads
+from nascli.device import Runtime, pick_device, torch_threads
 from nascli.executors.base import TaskFailure
-from nascli.precision import Precision
 from nascli.strategies.base import Candidate, SearchContext
 from nascli.train import Diverged, fit
 
@@ -62,8 +61,9 @@ class TrainingJob:
     cfg: dict  # the run's config, as plain containers
     splits: Splits  # on the CPU; each task moves it to its device
     epochs: int
-    # The search's precision, chosen once where it started: every worker trains in it, whatever its CPU.
-    precision: Precision | None = None
+    # The search's runtime: its precision was chosen once where the search started, and every worker trains in
+    # it, whatever its CPU (each worker picks only its own device).
+    runtime: Runtime
 
 
 def candidate_threads(ctx: SearchContext) -> int:
@@ -78,10 +78,7 @@ def train_task(job: TrainingJob, arch_doc: dict) -> dict:
 
     cfg = OmegaConf.create(job.cfg)
     with torch_threads(None):  # pick_device() may set device.threads: this process's count is restored after
-        device = pick_device(cfg.device)
-    p = job.precision
-    runtime = Runtime(device, p.bf16, p.channels_last, p) if p is not None else resolve(
-        cfg.device, shape=job.splits.shape, space=str(cfg.space.name))
+        runtime = replace(job.runtime, device=pick_device(cfg.device))
     ctx = SearchContext(cfg, get_space(cfg.space.name, cfg.space), job.splits.to(runtime.device), runtime,
                         generator=None)
     started = time.perf_counter()
@@ -93,7 +90,7 @@ def train_task(job: TrainingJob, arch_doc: dict) -> dict:
 def train_on_executor(archs: Sequence[Arch], ctx: SearchContext, epochs: int) -> Iterator[tuple[int, Candidate]]:
     """Train `archs` on ctx.executor; yield (index, candidate) in index order, whatever order they finish in,
     so logs and checkpoints are the same for any worker count."""
-    job = TrainingJob(OmegaConf.to_container(ctx.cfg), ctx.splits.to("cpu"), epochs, ctx.runtime.precision)
+    job = TrainingJob(OmegaConf.to_container(ctx.cfg), ctx.splits.to("cpu"), epochs, ctx.runtime)
     finished: dict[int, Any] = {}
     nxt = 0
     for index, result in ctx.executor.run(train_task, job, [a.to_json() for a in archs]):
