@@ -40,9 +40,7 @@ from nascli import atomic
 from nascli.config import compose
 from nascli.precision import cpu_has_bf16
 from nascli.spaces import DataShape, get_space
-from nascli.strategies.smash.encoding import Encoder
-from nascli.strategies.smash.hypernet import HyperNet
-from nascli.strategies.smash.mainnet import SmashMainNet
+from nascli.strategies.smash.networks import build_networks, training_sample
 from nascli.strategies.snas.relaxation import sample
 from nascli.supernet import build_supernet
 
@@ -69,6 +67,9 @@ CASES = [
     ("snas supernet, nb201 search size (C=8 N=1), digits 8x8, batch 32", "nb201", None, "supernet", 1, 8, 32),
     ("smash HyperNet + main net (C=16), digits 8x8, batch 32", "membank", None, "hypernet", 1, 8, 32),
     ("smash HyperNet + main net (C=16), 32x32, batch 32", "membank", None, "hypernet", 3, 32, 32),
+    ("smash HyperNet + main net, nb201 search size (C=8 N=1), digits 8x8, batch 32", "nb201", None, "hypernet", 1, 8,
+     32),
+    ("smash HyperNet + main net, nb201 search size (C=8 N=1), 32x32, batch 32", "nb201", None, "hypernet", 3, 32, 32),
 ]
 
 
@@ -128,29 +129,23 @@ class SmashForward(torch.nn.Module):
 
     ARCHS = 240
 
-    def __init__(self, space, shape: DataShape, channels: int):
+    def __init__(self, space, shape: DataShape, hyper_cfg):
         super().__init__()
-        encoder = Encoder(space.cfg)
-        self.encoder = encoder
-        self.hypernet = HyperNet(encoder, 8, 64, 4)
-        self.mainnet = SmashMainNet(encoder, shape, channels)
+        self.nets = build_networks(space, shape, hyper_cfg)
+        self.hypernet, self.mainnet = self.nets.generator, self.nets.mainnet
         rng = random.Random(0)
-        self.archs = []
-        for i in range(self.ARCHS):
-            ramp = min(1.0, i / (0.5 * self.ARCHS))
-            self.archs.append(space.sample(rng, max_budget=0.5 + 0.5 * ramp, max_kernel=3 + round(4 * ramp)))
-        self.codes = [encoder.encode(a) for a in self.archs]
+        self.archs = [training_sample(space, rng, min(1.0, i / (0.5 * self.ARCHS))) for i in range(self.ARCHS)]
         self.z = self.hypernet.noise(torch.Generator().manual_seed(0))
         self.calls = 0
 
     def forward(self, x):
         i = self.calls % len(self.archs)
         self.calls += 1
-        return self.mainnet(x, self.archs[i], self.hypernet(self.archs[i], self.codes[i], self.z))
+        return self.mainnet(x, self.archs[i], self.nets.weights(self.archs[i], self.z))
 
 
 def build(space_name: str, preset: str, node: str, channels: int, size: int) -> torch.nn.Module:
-    strategy = "smash" if space_name == "membank" else "snas"
+    strategy = "smash" if space_name == "membank" or node == "hypernet" else "snas"
     cfg = compose("search", [f"space={space_name}", f"strategy={strategy}"])
     space = get_space(space_name, cfg.space)
     torch.manual_seed(0)
@@ -158,7 +153,7 @@ def build(space_name: str, preset: str, node: str, channels: int, size: int) -> 
     if node == "supernet":
         return SupernetForward(build_supernet(space, shape, int(cfg.strategy.dense_max_pixels)))
     if node == "hypernet":
-        return SmashForward(space, shape, int(cfg.space.search.channels))
+        return SmashForward(space, shape, cfg.strategy.hypernet)
     arch = space.sample(random.Random(int(preset.split(":")[1]))) if preset.startswith("sample:") else \
         space.preset(preset)
     return space.build(arch, shape, cfg.space[node])

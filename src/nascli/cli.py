@@ -214,7 +214,7 @@ def rank(ctx: typer.Context,
         typer.echo(f"nas: warning: {out.failed} architecture(s) could not be scored (status failed in archs.csv, "
                    "errors in the *_error columns)", err=True)
     if out.degenerate:
-        typer.echo(f"nas: {out.degenerate} architecture(s) are degenerate (output ignores the input): each proxy "
+        typer.echo(f"nas: {out.degenerate} architecture(s) are degenerate (output ignores the input): each score "
                    "gave them its worst score", err=True)
     stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
 

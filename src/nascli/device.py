@@ -41,6 +41,11 @@ class Runtime:
             model = model.to(memory_format=torch.channels_last)
         return model
 
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch moved here in the memory format the models run in (as the loaders hand batches out)."""
+        x = x.to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def describe(self) -> str:
         name = str(self.device)
         if self.device.type == "cuda":

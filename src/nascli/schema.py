@@ -92,6 +92,11 @@ class ProxyDataConfig:
 
 
 @dataclass
+class OwnScoreConfig:
+    val_images: int | None = 1000  # val images every cell is evaluated on (the first of the run's fixed order)
+
+
+@dataclass
 class RankConfig:
     command: str = "rank"
     seed: int = 0  # network initialisation and --sample draws
@@ -101,6 +106,7 @@ class RankConfig:
     batch_size: int | None = None  # images per batch; null: each proxy's paper batch (naswot 128, others 64)
     proxies: ProxyDataConfig = field(default_factory=ProxyDataConfig)
     chunk: int = 16  # architectures per task; results are written after every chunk
+    own: OwnScoreConfig = field(default_factory=OwnScoreConfig)  # scoring with a search run's own estimator
     executor: Any = None
     network: str = "retrain"  # which network size a proxy sees: retrain (what gets trained) | search
     top: int = 10  # rows in the printed table

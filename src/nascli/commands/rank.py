@@ -29,7 +29,8 @@ from nascli.proxies.scoring import ScoringSetup, score_chunk
 from nascli.results import BENCH_PREFIX, candidates_frame, rank_frame
 from nascli.rundir import RunDir, load_checkpoint
 from nascli.spaces.base import get_space
-from nascli.strategies.base import Candidate, SearchContext, strategy_class
+from nascli.strategies.base import Candidate, SearchContext, Strategy, strategy_class
+from nascli.strategy_scoring import make_setup, score_strategy_chunk
 from nascli.train import drawn_batches
 
 STRATEGY_PREFIX = "strategy_"  # column of a strategy's own score, e.g. strategy_snas
@@ -100,6 +101,11 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
         raise UserError(f"space '{space.name}' has no per-op latency table; use latency.method=measured")
     if check_method(str(cfg.latency.method)) == "none" and (objective or (plan and "latency" in plan.columns)):
         raise UserError("latency.method=none gives no latency to rank by; use latency.method=measured or table")
+    if cfg.own.val_images is not None and int(cfg.own.val_images) < 1:
+        raise UserError("own.val_images must be a positive number of images, or null for the whole val split")
+    if plan is None and (sample or every):
+        # The run scores; it is not a source: its own candidates would make the sample non-uniform.
+        refs = [r for r in refs if Path(r).expanduser().resolve() != search_run.path.resolve()]
     archset = load_arch_set(refs, space, sample, int(cfg.seed), every)
     executor = make_executor(cfg.executor, cfg.device)
     check_settings(cfg.device)
@@ -107,13 +113,14 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
     splits = load_splits(cfg.dataset)
     runtime = resolve(cfg.device, ZERO_COST, splits.shape, space.name)
     splits = splits.to(runtime.device)
+    restored = restore_strategy(search_run, space, runtime.device) if plan is None else None
     label = ",".join(plan.columns) if plan else f"{search_run.manifest.get('strategy', 'strategy')}"
     run = RunDir.create(run_root, "rank", f"{label}_{space.name}_{cfg.dataset.name}", cfg, argv=argv,
                         overrides=overrides, device=runtime.describe(),
                         extra={"space": space.name, "dataset": cfg.dataset.name, "data": splits.sizes(),
                                "proxies": plan.columns if plan else [], "archs": len(archset),
                                "executor": executor.describe(), "torch_threads": torch.get_num_threads(),
-                               "precision": runtime.record(),
+                               "precision": (restored[1].runtime if restored else runtime).record(),
                                "search_run": str(search_run.path) if search_run else None})
     with run.running():
         started = time.perf_counter()
@@ -123,9 +130,10 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
             columns = plan.columns
             directions = {p.name: p.direction for p in plan.network + plan.combined}
         else:
-            name, scores, extras = strategy_scores(search_run, archset.archs, space, runtime)
+            name, scores, extras = strategy_scores(restored, archset.archs, cfg, executor, run)
             columns = [STRATEGY_PREFIX + name]
-            values = [{columns[0]: s, **{f"{columns[0]}_{k}": v for k, v in extra.items()}}
+            values = [{columns[0]: s, **{k if k == "degenerate" else f"{columns[0]}_{k}": v
+                                         for k, v in extra.items()}}
                       for s, extra in zip(scores, extras, strict=True)]
             status = ["ok" if math.isfinite(s) else "failed" for s in scores]
             directions = {columns[0]: 1}
@@ -243,25 +251,9 @@ def proxy_scores(plan: ProxyPlan, archs, cfg: DictConfig, space, splits, runtime
                          [p.name for p in plan.network], sizes, data, int(cfg.seed), str(runtime.device),
                          runtime.channels_last, {**OmegaConf.to_container(cfg.latency), "bf16": runtime.amp},
                          _latency_table(plan, cfg, space, splits.shape, runtime, archs, run))
-    chunk = int(cfg.chunk)
-    tasks = [[a.genotype for a in archs[i:i + chunk]] for i in range(0, len(archs), chunk)]
-    rows: list[dict | None] = [None] * len(archs)
-    written = 0  # rows of archs.partial.csv so far: always a prefix of the architectures, in order
-    with progress_bar(f"scoring with {','.join(p.name for p in plan.network)}", len(archs)) as advance:
-        for index, result in executor.run(score_chunk, setup, tasks):
-            if isinstance(result, TaskFailure):  # the whole chunk raised: its rows are failed, counted, kept
-                result = [{**{p.name: math.nan for p in plan.network}, "params": math.nan, "flops": math.nan,
-                           "status": "failed", "error": result.error} for _ in tasks[index]]
-            rows[index * chunk:index * chunk + len(result)] = result
-            advance(len(result))
-            ready = written
-            while ready < len(rows) and rows[ready] is not None:
-                ready += 1
-            if ready > written:
-                part = pd.DataFrame([{"arch_id": a.arch_id, **r} for a, r in zip(archs[written:ready],
-                                                                                  rows[written:ready], strict=True)])
-                run.append_csv(RunDir.PARTIAL, part)
-                written = ready
+    failed = {**{p.name: math.nan for p in plan.network}, "params": math.nan, "flops": math.nan, "status": "failed"}
+    rows = stream_chunks(executor, score_chunk, setup, archs, int(cfg.chunk), run,
+                         f"scoring with {','.join(p.name for p in plan.network)}", failed)
     frame = pd.DataFrame(rows)
     for combo in plan.combined:
         members = list(plan.members[combo.name])
@@ -279,27 +271,73 @@ def proxy_scores(plan: ProxyPlan, archs, cfg: DictConfig, space, splits, runtime
     return values, frame["status"].tolist(), costs
 
 
-def strategy_scores(search_run: RunDir, archs, space, runtime) -> tuple[str, list[float], list[dict]]:
-    """The search run's own proxy (its strategy's score()) from its saved state."""
+def stream_chunks(executor: Executor, fn, setup, archs, chunk: int, run: RunDir, label: str,
+                  failed_row: dict) -> list[dict]:
+    """fn(setup, genotypes) over chunks of `archs` on the executor, one row per architecture, in order. Rows are
+    appended to archs.partial.csv as soon as every earlier chunk is in (a killed run keeps what finished); a chunk
+    that raised on every attempt gives `failed_row` plus its error for each of its architectures, counted and
+    kept, never dropped."""
+    tasks = [[a.genotype for a in archs[i:i + chunk]] for i in range(0, len(archs), chunk)]
+    rows: list[dict | None] = [None] * len(archs)
+    written = 0  # rows of archs.partial.csv so far: always a prefix of the architectures, in order
+    with progress_bar(label, len(archs)) as advance:
+        for index, result in executor.run(fn, setup, tasks):
+            if isinstance(result, TaskFailure):
+                result = [{**failed_row, "error": result.error} for _ in tasks[index]]
+            rows[index * chunk:index * chunk + len(result)] = result
+            advance(len(result))
+            ready = written
+            while ready < len(rows) and rows[ready] is not None:
+                ready += 1
+            if ready > written:
+                part = pd.DataFrame([{"arch_id": a.arch_id, **r} for a, r in zip(archs[written:ready],
+                                                                                  rows[written:ready], strict=True)])
+                run.append_csv(RunDir.PARTIAL, part)
+                written = ready
+    return rows
+
+
+def restore_strategy(search_run: RunDir, space, device: torch.device) -> tuple[Strategy, SearchContext]:
+    """The search run's strategy with its saved state, and a context with the run's own config, data and
+    precision (memory format, bf16) on the device this command runs on. UserError (before any rank run exists)
+    when the run has no estimator of its own, no saved state, or searched another space."""
     run_cfg = search_run.config
+    strategy_cls = strategy_class(run_cfg.strategy.name)
+    if strategy_cls.estimator is None:
+        raise UserError(f"the {run_cfg.strategy.name} strategy has no score of its own (its score trains every "
+                        "architecture); rank with a proxy instead, e.g. proxy=synflow or proxy=params")
+    run_space = get_space(run_cfg.space.name, run_cfg.space)
+    if run_space.name != space.name:
+        raise UserError(f"the search run searched space '{run_space.name}'; rank its cells with "
+                        f"space={run_space.name} (its estimator scores no other space)")
     ckpt_path = search_run.checkpoint(RunDir.STRATEGY_CKPT)
     if not ckpt_path.is_file():
         raise UserError(f"{search_run.path} has no checkpoints/strategy.pt; pass proxy=NAME or another search run")
     blob = load_checkpoint(ckpt_path)
-    strategy_cls = strategy_class(run_cfg.strategy.name)
     strategy = strategy_cls(run_cfg.strategy)
     strategy.load_state_dict(blob.get("state", {}))
-    run_space = get_space(run_cfg.space.name, run_cfg.space)
-    if run_space.name != space.name:
-        raise UserError(f"the search run searched space '{run_space.name}'; rank its architectures with "
-                        f"space={run_space.name}")
-    # The strategy scores as it did during its search: the run's own device settings (memory format, bf16)
-    # on the device this command runs on.
+    run_cfg = OmegaConf.merge(run_cfg, {"device": {"type": str(device)}})
     generator = seed_everything(int(run_cfg.seed))
     splits = load_splits(run_cfg.dataset)
-    runtime = resolve(OmegaConf.merge(run_cfg.device, {"type": str(runtime.device)}), strategy_cls.workload,
-                      splits.shape, run_space.name)
+    runtime = resolve(run_cfg.device, strategy_cls.workload, splits.shape, run_space.name)
     splits = splits.to(runtime.device)
-    ctx = SearchContext(run_cfg, run_space, splits, runtime, generator, run=None)
-    scores, extras = strategy.score_details(archs, ctx)
-    return run_cfg.strategy.name, [float(s) for s in scores], extras
+    return strategy, SearchContext(run_cfg, run_space, splits, runtime, generator, run=None)
+
+
+def strategy_scores(restored: tuple[Strategy, SearchContext], archs, cfg: DictConfig, executor: Executor,
+                    run: RunDir) -> tuple[str, list[float], list[dict]]:
+    """The search run's own score for every architecture: on the executor in chunks for an estimator that
+    prepares its inputs once (SMASH, SNAS), in this process otherwise (PNAS's predictor: microseconds a cell)."""
+    strategy, ctx = restored
+    if not hasattr(strategy, "score_prepared"):
+        scores, extras = strategy.score_details(archs, ctx)
+        return strategy.name, [float(s) for s in scores], extras
+    val_images = cfg.own.val_images
+    setup = make_setup(strategy, ctx, None if val_images is None else int(val_images))
+    run.update_manifest(own_score={"estimator": strategy.estimator, "val_images": sum(len(y) for _, y in
+                                                                                       setup.inputs["val"])})
+    rows = stream_chunks(executor, score_strategy_chunk, setup, archs, int(cfg.chunk), run,
+                         f"{strategy.name} scores", {"score": math.nan, "degenerate": math.nan})
+    scores = [float(r["score"]) for r in rows]
+    extras = [{k: v for k, v in r.items() if k != "score"} for r in rows]
+    return strategy.name, scores, extras

@@ -147,6 +147,7 @@ def _prepare(cfg: DictConfig):
         raise UserError(f"strategy '{cfg.strategy.name}' searches {', '.join(strategy_cls.spaces)}, "
                         f"not '{cfg.space.name}'; pick space={strategy_cls.spaces[0]}")
     space = get_space(cfg.space.name, cfg.space)
+    strategy_cls.check_config(cfg.strategy, space)
     table = open_table(cfg.benchmark, space)
     generator = seed_everything(int(cfg.seed))
     splits = load_splits(cfg.dataset)

@@ -118,6 +118,15 @@ class Strategy(ABC):
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
 
+    # What the strategy's own score() is, when it is an estimator that scores any architecture of the space
+    # cheaply (`nas rank RUN`); None when score() would train every architecture (random, evolution).
+    estimator: ClassVar[str | None] = None
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig, space: SearchSpace) -> None:
+        """Refuse a config this strategy cannot run on `space` (UserError), before any run directory exists."""
+        del cfg, space
+
     def setup(self, ctx: SearchContext) -> None:
         """Check the config against ctx (space, data, budget) and raise UserError before any work."""
         del ctx

@@ -74,3 +74,26 @@ def child_accuracy(net: Supernet, samples: dict[str, Sample], calib_batches: Ite
         acc = accuracy(net, val_batches, samples, runtime)
     net.train(was_training)
     return acc
+
+
+@torch.no_grad()
+def child_score(net: Supernet, samples: dict[str, Sample], calib_batches: Iterable, val_batches: Iterable,
+                num_batches: int, runtime) -> tuple[float, bool]:
+    """child_accuracy, and whether the child is degenerate: its logits are the same for every val image (no
+    path from the input reaches the output), so it scores 0, below any child that looks at the image."""
+    was_training = net.training
+    correct = seen = 0
+    constant = True
+    with net.recalibrating():
+        recalibrate(net, calib_batches, samples, num_batches, runtime)
+        net.eval()
+        for x, y in val_batches:
+            with runtime.autocast():
+                logits = net(x, samples)
+            constant = constant and bool((logits == logits[:1]).all())
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+    net.train(was_training)
+    if constant:
+        return 0.0, True
+    return 100.0 * correct / max(seen, 1), False

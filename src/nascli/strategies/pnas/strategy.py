@@ -58,6 +58,7 @@ class Pnas(TrainedStrategy):
     Config = PnasConfig
     spaces = ("pnas", "nb201")
     trained = "predictor"
+    estimator = "the predictor ensemble's mean accuracy"
 
     def __init__(self, cfg):
         super().__init__(cfg)

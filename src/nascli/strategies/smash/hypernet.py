@@ -39,21 +39,44 @@ class HyperNet(nn.Module):
 
     def forward(self, arch: Arch, conditioning: torch.Tensor, z: torch.Tensor) -> list[list[torch.Tensor]]:
         """Per block, per op: the generated 1x1 weight [width, channels read, 1, 1]."""
-        e = self.encoder
         device = next(self.parameters()).device
         out = self.net(torch.cat([z, conditioning]).unsqueeze(0).to(device))[0]  # [unit*unit, rows, cols]
-        u = e.unit
-        weights = []
-        for b, block in enumerate(arch.genotype["blocks"]):
-            per_op = []
-            for j, op in enumerate(block["ops"]):
-                n_in = len(op["read"]) * block["bank_channels"] // u
-                row = e.first_row(b, j)
-                cells = out[:, row : row + n_in, : op["width"] // u]  # [u_out * u_in, chunks, width units]
-                # -> [width units, u_out, chunks, u_in] = [width, channels read]
-                # The normalisation runs in float32 even under bf16 autocast: a bf16 norm over a few hundred
-                # entries is off by up to ~0.4%, and every generated weight of the step is scaled by it.
-                w = cells.float().reshape(u, u, n_in, -1).permute(3, 0, 2, 1).reshape(op["width"], n_in * u)
-                per_op.append((w / w.norm().clamp_min(1e-8)).unsqueeze(-1).unsqueeze(-1))
-            weights.append(per_op)
-        return weights
+        return assemble(self.encoder, arch, out)
+
+
+def assemble(e: Encoder, arch: Arch, out: torch.Tensor) -> list[list[torch.Tensor]]:
+    """Each op's 1x1 weight cut from a [unit*unit, rows, columns] table laid out like the conditioning."""
+    u = e.unit
+    weights = []
+    for b, block in enumerate(arch.genotype["blocks"]):
+        per_op = []
+        for j, op in enumerate(block["ops"]):
+            n_in = len(op["read"]) * block["bank_channels"] // u
+            row = e.first_row(b, j)
+            cells = out[:, row : row + n_in, : op["width"] // u]  # [u_out * u_in, chunks, width units]
+            # -> [width units, u_out, chunks, u_in] = [width, channels read]
+            # The normalisation runs in float32 even under bf16 autocast: a bf16 norm over a few hundred
+            # entries is off by up to ~0.4%, and every generated weight of the step is scaled by it.
+            w = cells.float().reshape(u, u, n_in, -1).permute(3, 0, 2, 1).reshape(op["width"], n_in * u)
+            per_op.append((w / w.norm().clamp_min(1e-8)).unsqueeze(-1).unsqueeze(-1))
+        weights.append(per_op)
+    return weights
+
+
+class FreeWeights(nn.Module):
+    """conditioning=none: the HyperNet's output replaced by one freely learned table of the same layout, cut and
+    normalised the same way. Every architecture then uses the same shared 1x1 weights for the same slot: plain
+    single-path weight sharing (SPOS) on the same main network."""
+
+    def __init__(self, encoder: Encoder):
+        super().__init__()
+        self.encoder, self.z_channels = encoder, 0
+        self.table = nn.Parameter(torch.randn(encoder.unit * encoder.unit, encoder.rows, encoder.columns))
+
+    def noise(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        del generator
+        return torch.zeros(0)
+
+    def forward(self, arch: Arch, conditioning: torch.Tensor, z: torch.Tensor) -> list[list[torch.Tensor]]:
+        del conditioning, z
+        return assemble(self.encoder, arch, self.table)

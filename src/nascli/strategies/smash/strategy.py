@@ -25,15 +25,14 @@ import torch.nn.functional as F
 
 from nascli import distributed
 from nascli.arch import Arch
+from nascli.data import Split
 from nascli.data.draws import shuffled
 from nascli.errors import UserError
 from nascli.precision import HYPERNET
 from nascli.progress import progress_bar
 from nascli.resume import as_tuples
 from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
-from nascli.strategies.smash.encoding import Encoder
-from nascli.strategies.smash.hypernet import HyperNet
-from nascli.strategies.smash.mainnet import SmashMainNet
+from nascli.strategies.smash.networks import SmashNetworks, build_networks, conditioning_of, training_sample
 from nascli.train import make_loader
 
 
@@ -42,6 +41,7 @@ class HyperNetConfig:
     width: int = 64  # channels of each hidden conv: the capacity knob (SMASH: small HyperNets rank worse)
     depth: int = 4
     z_channels: int = 8
+    conditioning: str = "arch"  # arch: SMASH's HyperNet | none: freely learned shared weights (the SPOS control)
 
 
 @dataclass
@@ -68,60 +68,72 @@ class SmashConfig:
     refine: RefineConfig = field(default_factory=RefineConfig)
 
 
-def scramble(conditioning: torch.Tensor, arch: Arch) -> torch.Tensor:
-    """The rows (input chunks) and width columns permuted: the HyperNet conditions on another wiring."""
-    pg = torch.Generator().manual_seed(int(arch.arch_id, 16) % 2**31)
-    c = conditioning[:, torch.randperm(conditioning.shape[1], generator=pg)]
-    return c[:, :, torch.randperm(c.shape[2], generator=pg)]
-
-
-def _flat(weights: list[list[torch.Tensor]]) -> torch.Tensor:
-    return torch.cat([w.flatten() for per_op in weights for w in per_op])
+def _flat(weights) -> torch.Tensor:
+    """Every generated weight as one vector (membank: per block, per op; nb201: per (position, edge))."""
+    items = list(weights.values() if isinstance(weights, dict) else (w for per_op in weights for w in per_op))
+    return torch.cat([w.flatten() for w in items]) if items else torch.zeros(0)
 
 
 @torch.no_grad()
-def conditioning_sensitivity(hypernet: HyperNet, encoder: Encoder, archs: Sequence[Arch], seed: int) -> dict:
+def conditioning_sensitivity(nets: SmashNetworks, archs: Sequence[Arch], seed: int) -> dict:
     """Mean cosine between the weights generated for an architecture and for (a) another z,
     (b) its scrambled conditioning. Near 1.0 means the HyperNet ignores that input: it then
     generates one set of weights for every architecture and its scores cannot rank wirings."""
     g = torch.Generator().manual_seed(seed)
     cos_z, cos_scrambled = [], []
     for arch in archs:
-        c = encoder.encode(arch)
-        z1, z2 = hypernet.noise(g), hypernet.noise(g)
-        w = _flat(hypernet(arch, c, z1))
-        cos_z.append(F.cosine_similarity(w, _flat(hypernet(arch, c, z2)), 0).item())
-        cos_scrambled.append(F.cosine_similarity(w, _flat(hypernet(arch, scramble(c, arch), z1)), 0).item())
-    return {"cosine_other_z": sum(cos_z) / len(cos_z), "cosine_scrambled": sum(cos_scrambled) / len(cos_scrambled)}
+        z1, z2 = nets.generator.noise(g), nets.generator.noise(g)
+        w = _flat(nets.weights(arch, z1))
+        if not len(w):  # a cell with no generated weight (no conv edge): nothing to compare
+            continue
+        cos_z.append(F.cosine_similarity(w, _flat(nets.weights(arch, z2)), 0).item())
+        cos_scrambled.append(F.cosine_similarity(w, _flat(nets.weights(arch, z1, scrambled=True)), 0).item())
+    n = max(len(cos_z), 1)
+    return {"cosine_other_z": sum(cos_z) / n, "cosine_scrambled": sum(cos_scrambled) / n, "archs": len(cos_z)}
 
 
 @register_strategy("smash")
 class Smash(TrainedStrategy):
     name = "smash"
     Config = SmashConfig
-    spaces = ("membank",)
+    spaces = ("membank", "nb201")
     trained = "HyperNet"
+    estimator = "val accuracy with HyperNet-generated weights"
     workload = HYPERNET
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.hypernet: HyperNet | None = None
-        self.mainnet: SmashMainNet | None = None
+        self.nets: SmashNetworks | None = None
         self._resume: dict | None = None
         self._autocast = contextlib.nullcontext  # the runtime's, once _build has seen it
 
-    def _build(self, ctx: SearchContext) -> Encoder:
-        encoder = Encoder(ctx.space.cfg)
+    @property
+    def hypernet(self):
+        return None if self.nets is None else self.nets.generator
+
+    @property
+    def mainnet(self):
+        return None if self.nets is None else self.nets.mainnet
+
+    @classmethod
+    def check_config(cls, cfg, space) -> None:
+        conditioning_of(cfg.hypernet)
+        if space.name != "membank" and float(cfg.anneal_fraction) != SmashConfig.anneal_fraction:
+            raise UserError(f"strategy.anneal_fraction anneals membank's op budget and kernel size; {space.name} "
+                            "cells are sampled uniformly from the first step: drop the override")
+
+    def _build(self, ctx: SearchContext) -> SmashNetworks:
+        self.check_config(self.cfg, ctx.space)
         self._autocast = ctx.runtime.autocast
-        h = self.cfg.hypernet
         torch.manual_seed(ctx.seed)
-        self.hypernet = HyperNet(encoder, int(h.z_channels), int(h.width), int(h.depth)).to(ctx.runtime.device)
-        self.mainnet = SmashMainNet(encoder, ctx.splits.shape, int(ctx.space.cfg.search.channels)).to(
-            ctx.runtime.device)
+        nets = build_networks(ctx.space, ctx.splits.shape, self.cfg.hypernet)
+        nets.generator.to(ctx.runtime.device)
+        nets.mainnet.to(ctx.runtime.device)
         if self._state is not None:
-            self.hypernet.load_state_dict(self._state["hypernet"])
-            self.mainnet.load_state_dict(self._state["mainnet"])
-        return encoder
+            nets.generator.load_state_dict(self._state["hypernet"])
+            nets.mainnet.load_state_dict(self._state["mainnet"])
+        self.nets = nets
+        return nets
 
     # -- search --------------------------------------------------------------------------------
     def search(self, ctx: SearchContext) -> list[Candidate]:
@@ -130,20 +142,20 @@ class Smash(TrainedStrategy):
             raise UserError("strategy.epochs, strategy.candidates and strategy.noise_samples must be at least 1")
         if int(cfg.refine.steps) < 0 or int(cfg.refine.top) < 1:
             raise UserError("strategy.refine.steps must be at least 0 and strategy.refine.top at least 1")
-        encoder = self._build(ctx)
+        nets = self._build(ctx)
         saved, self._resume = self._resume, None
         if saved is None:
-            hyper_params = sum(p.numel() for p in self.hypernet.parameters())
-            main_params = sum(p.numel() for p in self.mainnet.parameters())
-            ctx.log(event="capacity", hypernet_params=hyper_params, mainnet_params=main_params,
-                    hypernet_width=int(cfg.hypernet.width), hypernet_depth=int(cfg.hypernet.depth))
+            ctx.log(event="capacity", hypernet_params=nets.hypernet_params(),
+                    shared_params=sum(p.numel() for p in nets.shared_params()),
+                    conditioning=conditioning_of(cfg.hypernet), hypernet_width=int(cfg.hypernet.width),
+                    hypernet_depth=int(cfg.hypernet.depth))
         g = torch.Generator().manual_seed(ctx.seed)
         loader = make_loader(ctx.splits.train, ctx.splits, int(cfg.batch_size), rt, train=True, generator=g,
                              max_batches=ctx.cfg.budget.max_batches, dataset_cfg=ctx.cfg.dataset)
-        opt = torch.optim.Adam([
-            {"params": self.hypernet.parameters(), "weight_decay": 0.0},
-            {"params": self.mainnet.parameters(), "weight_decay": float(cfg.weight_decay)},
-        ], lr=float(cfg.lr), betas=tuple(cfg.betas), eps=float(cfg.eps))
+        groups = [{"params": nets.shared_params(), "weight_decay": float(cfg.weight_decay)}]
+        if nets.conditioned:
+            groups.insert(0, {"params": nets.hypernet_parameters(), "weight_decay": 0.0})
+        opt = torch.optim.Adam(groups, lr=float(cfg.lr), betas=tuple(cfg.betas), eps=float(cfg.eps))
         total = int(cfg.epochs) * len(loader)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
         rng = random.Random(ctx.seed)
@@ -177,10 +189,10 @@ class Smash(TrainedStrategy):
                     x, y = distributed.shard(x, y)  # every rank read the global batch and samples the same arch
                     step = at["step"]
                     ramp = min(1.0, step / max(1.0, float(cfg.anneal_fraction) * total))
-                    arch = ctx.space.sample(rng, max_budget=0.5 + 0.5 * ramp, max_kernel=3 + round(4 * ramp))
+                    arch = training_sample(ctx.space, rng, ramp)
                     z = self.hypernet.noise(g)
                     with rt.autocast():
-                        logits = self.mainnet(x, arch, self.hypernet(arch, encoder.encode(arch), z))
+                        logits = self.mainnet(x, arch, nets.weights(arch, z))
                     loss = F.cross_entropy(logits.float(), y)
                     if not torch.isfinite(loss):
                         raise UserError(f"SMASH training diverged at step {step} (loss {loss.item()}); "
@@ -212,10 +224,10 @@ class Smash(TrainedStrategy):
                 seen_ids.add(arch.arch_id)
                 archs.append(arch)
         self.hypernet.eval()
-        if not at["trained"]:
-            sensitivity = conditioning_sensitivity(self.hypernet, encoder, archs[:16], ctx.seed + 3)
+        if not at["trained"] and nets.conditioned:
+            sensitivity = conditioning_sensitivity(nets, archs[:16], ctx.seed + 3)
             ctx.log(event="hypernet_sensitivity", **sensitivity)
-            if sensitivity["cosine_scrambled"] > 0.99:
+            if sensitivity["archs"] and sensitivity["cosine_scrambled"] > 0.99:
                 ctx.warn(f"the HyperNet generates nearly the same weights whatever the conditioning (cosine "
                          f"{sensitivity['cosine_scrambled']:.3f} with scrambled conditioning): its scores rank "
                          "architectures by the shared weights alone; train longer (strategy.epochs) or widen it")
@@ -224,73 +236,81 @@ class Smash(TrainedStrategy):
         def resume_point() -> None:
             ctx.checkpoint(snapshot)
 
-        scores = self._scores(archs, ctx, encoder, scrambled=False, label="scoring sampled architectures",
+        scores = self._scores(archs, ctx, scrambled=False, label="scoring sampled architectures",
                               done=at["scores"], after_each=resume_point)
-        scrambled = (self._scores(archs, ctx, encoder, scrambled=True, label="scoring with scrambled conditioning",
-                                  done=at["scrambled"],
-                                  after_each=resume_point)
-                     if cfg.scrambled else [math.nan] * len(archs))
-        self._plot(ctx, history, scores, scrambled)
-        candidates = [Candidate(a, s, "ok" if math.isfinite(s) else "failed", {"score_scrambled": sc})
-                      for a, s, sc in zip(archs, scores, scrambled, strict=True)]
-        return candidates + self._refine(candidates, ctx, encoder)
+        # Without conditioning there is nothing to scramble: the column stays empty (NaN) rather than a copy.
+        scrambled = (self._scores(archs, ctx, scrambled=True, label="scoring with scrambled conditioning",
+                                  done=at["scrambled"], after_each=resume_point)
+                     if cfg.scrambled and nets.conditioned else [[math.nan, 0]] * len(archs))
+        self._plot(ctx, history, [s for s, _ in scores], [s for s, _ in scrambled])
+        candidates = [Candidate(a, s, "ok" if math.isfinite(s) else "failed",
+                                {"score_scrambled": sc, "degenerate": int(d)})
+                      for a, (s, d), (sc, _) in zip(archs, scores, scrambled, strict=True)]
+        return candidates + self._refine(candidates, ctx)
 
     def resume(self, state: dict) -> None:
         self._resume = state
 
     @torch.no_grad()
-    def _scores(self, archs: Sequence[Arch], ctx: SearchContext, encoder: Encoder, *, scrambled: bool,
-                label: str, done: list[float] | None = None,
-                after_each=None) -> list[float]:
-        """Val accuracy with generated weights, mean over `noise_samples` fixed draws of z (the same draws with
-        and without scrambling, so the ablation differs from the score by the conditioning alone). `done` holds
-        the scores of the first architectures already (a resumed run) and grows as scores come."""
-        cfg = self.cfg
+    def _scores(self, archs: Sequence[Arch], ctx: SearchContext, *, scrambled: bool, label: str,
+                done: list | None = None, after_each=None, val=None) -> list[list]:
+        """[val accuracy with generated weights, degenerate] per architecture, the accuracy a mean over
+        `noise_samples` fixed draws of z (the same draws with and without scrambling, so the ablation differs
+        from the score by the conditioning alone). `done` holds the first architectures' rows already (a
+        resumed run) and grows as rows come."""
         self.hypernet.eval()
         self.mainnet.eval()
-        val = self._val(ctx)
-        noises = self._noises(ctx, int(cfg.noise_samples))
+        val = self._val(ctx) if val is None else val
+        noises = self._noises(ctx)
         out = done if done is not None else []
         with progress_bar(label, len(archs)) as advance:
             advance(len(out))
             for arch in archs[len(out):]:
-                out.append(self._accuracy(arch, encoder, noises, val, scrambled))
+                out.append(list(self._accuracy(arch, noises, val, scrambled)))
                 if after_each is not None:
                     after_each()
                 advance(1)
-        return list(out)
+        return [list(row) for row in out]
 
-    def _val(self, ctx: SearchContext):
+    def _val(self, ctx: SearchContext, images: int | None = None):
         """Val batches in one fixed random order: BN uses each batch's statistics, and on the class-sorted split
-        a prediction would depend on which classes share its batch once val holds more than one batch."""
-        return make_loader(shuffled(ctx.splits.val, ctx.seed), ctx.splits, int(self.cfg.val_batch_size),
-                           ctx.runtime, train=False)
+        a prediction would depend on which classes share its batch once val holds more than one batch.
+        `images`: the first that many of that order only (`nas rank`'s stated evaluation set)."""
+        val = shuffled(ctx.splits.val, ctx.seed)
+        if images is not None and images < len(val):
+            val = Split(val.x[:images], val.y[:images])
+        return make_loader(val, ctx.splits, int(self.cfg.val_batch_size), ctx.runtime, train=False)
 
-    def _noises(self, ctx: SearchContext, n: int) -> list[torch.Tensor]:
-        """The same z draws for every architecture, so scores differ by architecture only."""
+    def _noises(self, ctx: SearchContext) -> list[torch.Tensor]:
+        """The same z draws for every architecture, so scores differ by architecture only (one draw when the
+        generator takes no noise: more would compute the same score again)."""
         zg = torch.Generator().manual_seed(ctx.seed + 2)
+        n = int(self.cfg.noise_samples) if self.hypernet.z_channels else 1
         return [self.hypernet.noise(zg) for _ in range(n)]
 
     @torch.no_grad()
-    def _accuracy(self, arch: Arch, encoder: Encoder, noises: list[torch.Tensor], val, scrambled: bool) -> float:
-        """Val accuracy of `arch` with generated weights, mean over the draws of z in `noises`."""
-        encoder.check(arch)
-        c = encoder.encode(arch)
-        if scrambled:
-            c = scramble(c, arch)
-        accs = []
+    def _accuracy(self, arch: Arch, noises: list[torch.Tensor], val, scrambled: bool) -> tuple[float, bool]:
+        """(val accuracy of `arch` with generated weights, mean over the draws of z in `noises`; whether the
+        network is degenerate). A network whose logits are the same for every image ignores its input (an NB201
+        cell with no path from input to output): it scores 0, below any network that looks at the image."""
+        self.nets.encoder.check(arch)
+        accs, constant = [], True
         for z in noises:
             correct = seen = 0
             with self._autocast():
-                weights = self.hypernet(arch, c, z)
+                weights = self.nets.weights(arch, z, scrambled)
                 for x, y in val:
-                    correct += (self.mainnet(x, arch, weights).argmax(1) == y).sum().item()
+                    logits = self.mainnet(x, arch, weights)
+                    constant = constant and bool((logits == logits[:1]).all())
+                    correct += (logits.argmax(1) == y).sum().item()
                     seen += len(y)
             accs.append(100.0 * correct / seen)
-        return sum(accs) / len(accs)
+        if constant:
+            return 0.0, True
+        return sum(accs) / len(accs), False
 
     @torch.no_grad()
-    def _refine(self, sampled: list[Candidate], ctx: SearchContext, encoder: Encoder) -> list[Candidate]:
+    def _refine(self, sampled: list[Candidate], ctx: SearchContext) -> list[Candidate]:
         """SMASH's perturbation phase: from each of the `refine.top` best-scored architectures, `refine.steps`
         times perturb the current one (one small change) and keep the change when the HyperNet scores it at
         least as high. Every perturbed architecture is a candidate (phase "refine", its parent named), so the
@@ -299,8 +319,9 @@ class Smash(TrainedStrategy):
         if int(refine.steps) == 0:
             return []
         val = self._val(ctx)
-        noises = self._noises(ctx, int(cfg.noise_samples))
+        noises = self._noises(ctx)
         known = {c.arch.arch_id: c.score for c in sampled}
+        perturb = getattr(ctx.space, "perturb", ctx.space.mutate)  # membank's small change, else a mutation
         rng = random.Random(ctx.seed + 4)
         starts = sorted((c for c in sampled if c.status == "ok"), key=lambda c: (-c.score, c.arch.arch_id))
         starts, out = starts[: int(refine.top)], []
@@ -308,13 +329,14 @@ class Smash(TrainedStrategy):
             for start in starts:
                 current, current_score, kept = start.arch, start.score, 0
                 for _ in range(int(refine.steps)):
-                    child = ctx.space.perturb(current, rng)
+                    child = perturb(current, rng)
                     if child.arch_id not in known:
-                        known[child.arch_id] = self._accuracy(child, encoder, noises, val, scrambled=False)
-                        scrambled_score = (self._accuracy(child, encoder, noises, val, scrambled=True)
-                                           if cfg.scrambled else math.nan)
+                        known[child.arch_id], degenerate = self._accuracy(child, noises, val, scrambled=False)
+                        scrambled_score = (self._accuracy(child, noises, val, scrambled=True)[0]
+                                           if cfg.scrambled and self.nets.conditioned else math.nan)
                         out.append(Candidate(child, known[child.arch_id], "ok", {
-                            "score_scrambled": scrambled_score, "phase": "refine", "parent": current.arch_id}))
+                            "score_scrambled": scrambled_score, "degenerate": int(degenerate), "phase": "refine",
+                            "parent": current.arch_id}))
                     if known[child.arch_id] >= current_score:
                         current, current_score, kept = child, known[child.arch_id], kept + 1
                     advance(1)
@@ -332,18 +354,42 @@ class Smash(TrainedStrategy):
         ctx.run.save_plot("smash.png", smash_figure(history, scores, scrambled))
 
     # -- rank ----------------------------------------------------------------------------------
-    def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
-        if self.hypernet is None:
+    def _ready(self, ctx: SearchContext) -> None:
+        if self.nets is None:
             self.restored_state()
-            encoder = self._build(ctx)
-        else:
-            encoder = Encoder(ctx.space.cfg)
-        return self._scores(archs, ctx, encoder, scrambled=False, label="SMASH scores")
+            self._build(ctx)
+
+    def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
+        return self.score_details(archs, ctx)[0]
+
+    def score_details(self, archs: Sequence[Arch], ctx: SearchContext) -> tuple[list[float], list[dict]]:
+        self._ready(ctx)
+        rows = self._scores(archs, ctx, scrambled=False, label="SMASH scores")
+        return [s for s, _ in rows], [{"degenerate": int(d)} for _, d in rows]
+
+    def scoring_inputs(self, ctx: SearchContext, val_images: int | None) -> dict:
+        """What scoring any architecture reads, made once in the main process for every worker: the val batches
+        (the first `val_images` of the fixed order) and the z draws."""
+        self._ready(ctx)
+        return {"val": [(x.cpu(), y.cpu()) for x, y in self._val(ctx, val_images)], "noises": self._noises(ctx)}
+
+    def score_prepared(self, archs: Sequence[Arch], inputs: dict, ctx: SearchContext) -> list[dict]:
+        """One row per architecture from `scoring_inputs`: the score, whether it is degenerate."""
+        self._ready(ctx)
+        self.hypernet.eval()
+        self.mainnet.eval()
+        val = [(ctx.runtime.to_input(x), y.to(ctx.runtime.device)) for x, y in inputs["val"]]
+        noises = inputs["noises"]
+        rows = []
+        for arch in archs:
+            score, degenerate = self._accuracy(arch, noises, val, scrambled=False)
+            rows.append({"score": score, "degenerate": int(degenerate)})
+        return rows
 
     def live_state(self) -> dict | None:
-        if self.hypernet is None:
+        if self.nets is None:
             return None
         return {"hypernet": self.hypernet.state_dict(), "mainnet": self.mainnet.state_dict()}
 
     def drop_live(self) -> None:
-        self.hypernet = None
+        self.nets = None

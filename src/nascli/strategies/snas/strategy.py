@@ -37,7 +37,7 @@ from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, re
 from nascli.strategies.snas.penalty import PenaltyConfig, ResourcePenalty, check_penalty
 from nascli.strategies.snas.relaxation import entropy, gumbel_like, sample, temperature
 from nascli.supernet import Supernet, build_supernet
-from nascli.supernet.evaluate import child_accuracy, supernet_accuracy
+from nascli.supernet.evaluate import child_accuracy, child_score, supernet_accuracy
 from nascli.train import drawn_batches, make_loader
 
 
@@ -90,6 +90,7 @@ class Snas(TrainedStrategy):
     Config = SnasConfig
     spaces = ("darts", "nb201")
     trained = "supernet"
+    estimator = "the one-hot child's val accuracy in the supernet, BN recalibrated"
     workload = SUPERNET
 
     def __init__(self, cfg):
@@ -159,7 +160,7 @@ class Snas(TrainedStrategy):
                 fixed_ms=round(penalty.fixed_ms, 4))
         return penalty
 
-    def _loaders(self, ctx: SearchContext):
+    def _loaders(self, ctx: SearchContext, val_images: int | None = None):
         cfg, splits, rt = self.cfg, ctx.splits, ctx.runtime
         bs, max_batches = int(cfg.batch_size), ctx.cfg.budget.max_batches
         g = torch.Generator().manual_seed(ctx.seed)
@@ -181,7 +182,10 @@ class Snas(TrainedStrategy):
         calib, _ = drawn_batches(splits.train, splits, bs, int(cfg.recalib_batches), ctx.seed, rt)
         # Batch-statistics BN (supernet_acc) needs batches big enough for stable statistics, and class-mixed
         # ones: on sorted val batches a prediction would depend on which classes share its batch.
-        val = make_loader(shuffled(splits.val, ctx.seed), splits, 128, rt, train=False)
+        val_split = shuffled(splits.val, ctx.seed)
+        if val_images is not None and val_images < len(val_split):  # `nas rank`'s stated evaluation set
+            val_split = Split(val_split.x[:val_images], val_split.y[:val_images])
+        val = make_loader(val_split, splits, 128, rt, train=False)
         return loader, alpha_loader, calib, val
 
     # -- search --------------------------------------------------------------------------
@@ -400,9 +404,10 @@ class Snas(TrainedStrategy):
         out = []
         with progress_bar("scoring children", len(origins)) as advance:
             for arch, origin in origins.values():
-                acc = child_accuracy(net, net.onehot(arch), calib, val, int(cfg.recalib_batches), rt)
+                acc, degenerate = child_score(net, net.onehot(arch), calib, val, int(cfg.recalib_batches), rt)
                 free, live = collapse_count(arch, ctx.space.name)
-                extra = {"origin": origin, "selected": origin == "derived", "param_free": free, "live_edges": live}
+                extra = {"origin": origin, "selected": origin == "derived", "param_free": free, "live_edges": live,
+                         "degenerate": int(degenerate)}
                 if origin == "derived":
                     extra["supernet_acc"] = final_supernet
                 out.append(Candidate(arch, acc, "ok", extra))
@@ -426,18 +431,38 @@ class Snas(TrainedStrategy):
         ctx.run.save_plot("curves.png", snas_curves(history))
 
     # -- proxy for `nas rank` ---------------------------------------------------------------
-    def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
+    def _ready(self, ctx: SearchContext) -> None:
         if self.net is None:
             self.restored_state()
             self._build(ctx)
-        _, _, calib, val = self._loaders(ctx)
-        scores = []
-        with progress_bar("weight-sharing scores", len(archs)) as advance:
-            for arch in archs:
-                scores.append(child_accuracy(self.net, self.net.onehot(arch), calib, val,
-                                             int(self.cfg.recalib_batches), ctx.runtime))
-                advance(1)
-        return scores
+
+    def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
+        return self.score_details(archs, ctx)[0]
+
+    def score_details(self, archs: Sequence[Arch], ctx: SearchContext) -> tuple[list[float], list[dict]]:
+        """The one-hot child's val accuracy with the supernet's weights and its own recalibrated BN statistics
+        (the search's child score), and whether it is degenerate."""
+        rows = self.score_prepared(archs, self.scoring_inputs(ctx, None), ctx)
+        return [r["score"] for r in rows], [{"degenerate": r["degenerate"]} for r in rows]
+
+    def scoring_inputs(self, ctx: SearchContext, val_images: int | None) -> dict:
+        """What scoring any child reads, made once in the main process: the recalibration batches (the search's
+        seeded class-mixed train batches) and the val batches (the first `val_images` of its fixed order)."""
+        self._ready(ctx)
+        _, _, calib, val = self._loaders(ctx, val_images)
+        return {"calib": [(x.cpu(), y.cpu()) for x, y in calib], "val": [(x.cpu(), y.cpu()) for x, y in val]}
+
+    def score_prepared(self, archs: Sequence[Arch], inputs: dict, ctx: SearchContext) -> list[dict]:
+        self._ready(ctx)
+        rt = ctx.runtime
+        calib = [(rt.to_input(x), y.to(rt.device)) for x, y in inputs["calib"]]
+        val = [(rt.to_input(x), y.to(rt.device)) for x, y in inputs["val"]]
+        rows = []
+        for arch in archs:
+            acc, degenerate = child_score(self.net, self.net.onehot(arch), calib, val, int(self.cfg.recalib_batches),
+                                          rt)
+            rows.append({"score": acc, "degenerate": int(degenerate)})
+        return rows
 
     def live_state(self) -> dict | None:
         if self.net is None:
