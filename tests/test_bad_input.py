@@ -99,6 +99,14 @@ def test_bad_arguments(args, fragment, cli, finished_run):
     assert tree_digest(root) == before
 
 
+def test_rank_with_a_strategy_that_has_no_score_of_its_own(cli, finished_run):
+    root, run = finished_run  # random search: its score() would train every architecture again
+    before = tree_digest(root)
+    res = cli("rank", run, "--sample", "3", "--run-root", root)
+    assert_user_error(res, "the random strategy has no score of its own")
+    assert "proxy=" in res.stderr and tree_digest(root) == before
+
+
 def test_results_csv_without_arch_id(cli, finished_run, tmp_path):
     import shutil
 

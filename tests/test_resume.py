@@ -37,6 +37,8 @@ SEARCH = {
     "smash": ["strategy=smash", "dataset=digits", "budget=smoke", "space.search.channels=8", "space.retrain.channels=8"],
     "pnas": ["strategy=pnas", "dataset=digits", "budget=smoke", *CELLS],
     "evolution": ["strategy=evolution", "dataset=digits", "budget=smoke", *CELLS],
+    # SMASH on its benchmarkable space too: another network, another generator, the same resume contract
+    "smash_nb201": ["strategy=smash", "space=nb201", "dataset=digits", "budget=smoke", "space.search.channels=4"],
 }
 RETRAIN = ["darts:DARTS_V2", "dataset=digits", "budget=smoke", "space.retrain.channels=4", "space.retrain.layers=3"]
 # Digits at 16 px: under the default device.amp=auto a CPU with native bf16 trains these in bf16 (the rule in
@@ -117,7 +119,7 @@ def killed_random(_killed_once, reference, tmp_path) -> Path:
     return Path(shutil.copytree(_killed_once, tmp_path / "search" / _killed_once.name))
 
 
-@pytest.mark.parametrize("kind", [*sorted(STRATEGIES), "retrain", *BF16])
+@pytest.mark.parametrize("kind", [*sorted(STRATEGIES), "smash_nb201", "retrain", *BF16])
 def test_killed_three_times_then_resumed_equals_uninterrupted(kind, reference, tmp_path):
     ref = reference(kind)
     total = json.loads((ref / RunDir.MANIFEST).read_text())

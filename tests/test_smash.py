@@ -1,14 +1,16 @@
-"""SMASH: the membank space, the conditioning encoding, the HyperNet's weights, training and the CLI."""
+"""SMASH: the membank and nb201 networks, the conditioning encoding, the HyperNet's weights, training, ranking and the CLI."""
 
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
 from nascli.errors import UserError
 from nascli.spaces import get_space
@@ -17,6 +19,7 @@ from nascli.spaces.membank import op_channels, path_shapes
 from nascli.strategies.smash.encoding import Encoder
 from nascli.strategies.smash.hypernet import HyperNet
 from nascli.strategies.smash.mainnet import SmashMainNet, crop
+from nascli.strategies.smash.networks import SMASH_NETWORKS, build_networks
 
 SHAPE = DataShape(1, 8, 8, 10)
 
@@ -80,15 +83,19 @@ def test_generated_weights_fit_every_sampled_architecture():
         assert main(x, arch, weights).shape == (6, 10)
 
 
-def test_generated_weights_depend_on_the_conditioning():
+@pytest.mark.parametrize("space_name", sorted(SMASH_NETWORKS))
+def test_generated_weights_depend_on_the_conditioning(space_name):
     from nascli.strategies.smash import conditioning_sensitivity
 
-    space, archs = _sampled(4, seed=2)
-    enc = Encoder(space.cfg)
+    space = get_space(space_name)
+    rng = random.Random(2)
+    archs = [space.sample(rng) for _ in range(6)]
     torch.manual_seed(0)
-    s = conditioning_sensitivity(HyperNet(enc, 4, 16, 2), enc, archs, seed=0)
-    # Scrambling which bank each input chunk comes from changes the weights measurably.
-    assert s["cosine_scrambled"] < 0.99 and s["cosine_other_z"] < 1.0
+    nets = build_networks(space, SHAPE, OmegaConf.create({"z_channels": 4, "width": 16, "depth": 2}))
+    s = conditioning_sensitivity(nets, archs, seed=0)
+    # Scrambling the conditioning (membank: which bank each input chunk comes from; nb201: which edge holds which
+    # op) changes the weights measurably.
+    assert s["archs"] >= 1 and s["cosine_scrambled"] < 0.99 and s["cosine_other_z"] < 1.0
 
 
 def test_an_architecture_that_does_not_fit_the_hypernet_is_a_user_error():
@@ -171,9 +178,9 @@ def test_smash_search_ranks_retrains_and_rank_scores(cli, run_root, monkeypatch)
     draws = {False: set(), True: set()}  # the z draws each score averaged, with and without scrambling
     real_accuracy = Smash._accuracy
 
-    def accuracy(self, arch, encoder, noises, val, scrambled):
+    def accuracy(self, arch, noises, val, scrambled):
         draws[scrambled].add(tuple(round(float(z.sum()), 6) for z in noises))
-        return real_accuracy(self, arch, encoder, noises, val, scrambled)
+        return real_accuracy(self, arch, noises, val, scrambled)
 
     monkeypatch.setattr(Smash, "_accuracy", accuracy)
     res = cli("search", "strategy=smash", "dataset=digits", "strategy.epochs=2", "strategy.candidates=12",
@@ -196,7 +203,7 @@ def test_smash_search_ranks_retrains_and_rank_scores(cli, run_root, monkeypatch)
     assert [w["start"] for w in walks] == best_two
     assert all(w["end_score"] >= w["start_score"] for w in walks)
     capacity = next(r for r in records if r.get("event") == "capacity")
-    assert capacity["hypernet_params"] > 0 and capacity["mainnet_params"] > 0
+    assert capacity["hypernet_params"] > 0 and capacity["shared_params"] > 0 and capacity["conditioning"] == "arch"
     sensitivity = next(r for r in records if r.get("event") == "hypernet_sensitivity")
     assert -1 <= sensitivity["cosine_scrambled"] <= 1 and -1 <= sensitivity["cosine_other_z"] <= 1
     assert (run / "plots" / "smash.png").is_file() and (run / "checkpoints" / "strategy.pt").is_file()
@@ -235,3 +242,131 @@ def test_bad_membank_genotype_is_a_user_error():
     with pytest.raises(UserError, match="bank indices"):
         space.make({"blocks": [{"banks": 2, "bank_channels": 4, "ops": [
             {"read": [5], "write": [1], "width": 4, "paths": [[[3, 1, 1]]]}]}]})
+
+
+# -- every space SMASH generates weights for (the SMASH_NETWORKS registry) ----------------------------------
+DEGENERATE = ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",  # no edge at all
+              "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|none~2|"]  # output cut off
+
+
+@pytest.mark.parametrize("conditioning", ["arch", "none"])
+@pytest.mark.parametrize("space_name", sorted(SMASH_NETWORKS))
+def test_smash_searches_every_registered_space(space_name, conditioning, cli, run_root):
+    res = cli("search", "strategy=smash", f"space={space_name}", "dataset=digits", "budget=smoke",
+              f"strategy.hypernet.conditioning={conditioning}", "space.search.channels=8", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    run = next((run_root / "search").iterdir())
+    archs = pd.read_csv(run / "archs.csv")
+    assert (archs["status"] == "ok").all() and archs["score"].between(0, 100).all()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    capacity = next(r for r in records if r.get("event") == "capacity")
+    assert capacity["conditioning"] == conditioning and capacity["shared_params"] > 0
+    # the control has nothing to scramble and no HyperNet: its ablation column stays empty
+    assert (capacity["hypernet_params"] > 0) == (conditioning == "arch")
+    assert archs["score_scrambled"].notna().all() == (conditioning == "arch")
+
+
+@pytest.mark.parametrize("space_name", sorted(SMASH_NETWORKS))
+def test_conditioning_none_has_no_hypernet_parameters(space_name):
+    from nascli.strategies.smash.hypernet import FreeWeights
+    from nascli.strategies.smash.nb201 import NB201FreeWeights, NB201HyperNet
+
+    space = get_space(space_name)
+    nets = build_networks(space, SHAPE, OmegaConf.create({"z_channels": 4, "width": 16, "depth": 2,
+                                                          "conditioning": "none"}))
+    assert nets.hypernet_params() == 0 and nets.hypernet_parameters() == []
+    assert not any(isinstance(m, HyperNet | NB201HyperNet) for m in nets.generator.modules())
+    assert isinstance(nets.generator, FreeWeights | NB201FreeWeights)
+    # the free weights are shared weights: every one is in the shared (weight-decayed) group
+    assert {id(p) for p in nets.generator.parameters()} <= {id(p) for p in nets.shared_params()}
+    rng = random.Random(0)
+    a, b = space.sample(rng), space.sample(rng)
+    wa, wb = nets.weights(a, nets.generator.noise()), nets.weights(b, nets.generator.noise())
+    if space_name == "nb201":  # the same op on the same edge of the same cell position: the same weight
+        ops_a, ops_b = space.edge_ops(a), space.edge_ops(b)
+        same = [(p, e) for (p, e) in wa if (p, e) in wb and ops_a[e] == ops_b[e]]
+        assert all(torch.equal(wa[k], wb[k]) for k in same)
+    with_z = build_networks(space, SHAPE, OmegaConf.create({"z_channels": 4, "width": 16, "depth": 2,
+                                                            "conditioning": "arch"}))
+    assert with_z.hypernet_params() > 0
+
+
+def test_nb201_hypernet_generates_exactly_the_conv_edges():
+    space = get_space("nb201")
+    nets = build_networks(space, SHAPE, OmegaConf.create({"z_channels": 4, "width": 16, "depth": 2}))
+    arch = space.make({"arch_str": "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|avg_pool_3x3~1|"
+                                   "nor_conv_3x3~2|"})
+    weights = nets.weights(arch, nets.generator.noise(torch.Generator().manual_seed(0)))
+    positions = 3 * int(space.cfg.search.cells_per_stage)
+    assert sorted(weights) == [(p, e) for p in range(positions) for e in (0, 1, 5)]
+    c = int(space.cfg.search.channels)
+    for (p, e), w in weights.items():
+        width = c * 2 ** (p // int(space.cfg.search.cells_per_stage))
+        assert w.shape == (width, width, 1 if e == 1 else 3, 1 if e == 1 else 3)
+        assert w.norm().item() == pytest.approx(1.0, rel=1e-5)
+    logits = nets.mainnet(torch.randn(8, 1, 8, 8), arch, weights)
+    assert logits.shape == (8, 10) and torch.isfinite(logits).all()
+
+
+@pytest.fixture(scope="module")
+def nb201_estimators(tmp_path_factory):
+    """A smoke-budget SMASH (HyperNet) and SNAS search on nb201 / digits, each searched once for the tests below."""
+    from typer.testing import CliRunner
+
+    from nascli.cli import app
+
+    root = tmp_path_factory.mktemp("nb201_estimators")
+    runs = {}
+    for strategy in ("smash", "snas"):
+        res = CliRunner().invoke(app, ["search", f"strategy={strategy}", "space=nb201", "dataset=digits",
+                                       "budget=smoke", "space.search.channels=4", "executor.workers=1",
+                                       "--run-root", str(root / strategy)])
+        assert res.exit_code == 0, res.output
+        runs[strategy] = next((root / strategy / "search").iterdir())
+    return runs
+
+
+@pytest.mark.parametrize("strategy", ["smash", "snas"])
+def test_rank_with_the_runs_own_score_scores_degenerate_cells_worst(strategy, nb201_estimators, cli, tmp_path):
+    run = nb201_estimators[strategy]
+    space = get_space("nb201")
+    rng = random.Random(5)
+    cells = list(dict.fromkeys([*DEGENERATE, *(space.arch_str(space.sample(rng)) for _ in range(18))]))
+    csv = tmp_path / "cells.csv"
+    pd.DataFrame({"arch_str": cells}).to_csv(csv, index=False)
+    scores = {}
+    for workers in (1, 2):  # in this process and in a pool of two: the same scores
+        root = tmp_path / f"runs{workers}"
+        res = cli("rank", run, csv, f"executor.workers={workers}", "chunk=6", "--run-root", root)
+        assert res.exit_code == 0, res.output
+        rank = next((root / "rank").iterdir())
+        archs = pd.read_csv(rank / "archs.csv").set_index("description")
+        scores[workers] = archs[f"strategy_{strategy}"]
+        # the CSV's cells only (the run scores; its own candidates are not added), nothing dropped
+        assert sorted(archs.index) == sorted(cells) and (archs["status"] == "ok").all()
+        assert archs[f"strategy_{strategy}"].map(math.isfinite).all()
+        assert set(archs.index[archs["degenerate"] == 1]) == set(DEGENERATE)
+        worst = archs.loc[DEGENERATE, f"strategy_{strategy}"]
+        assert (worst == 0).all() and (archs.drop(index=DEGENERATE)[f"strategy_{strategy}"] > 0).all()
+        manifest = json.loads((rank / "manifest.json").read_text())
+        assert manifest["summary"]["degenerate"] == 2 and manifest["own_score"]["val_images"] > 0
+        assert not (rank / "archs.partial.csv").exists()
+    assert scores[1].sort_index().tolist() == scores[2].sort_index().tolist()
+
+
+def test_rank_with_a_run_refuses_cells_of_another_space(nb201_estimators, cli, tmp_path):
+    run = nb201_estimators["smash"]
+    res = cli("rank", run, "--sample", "3", "space=darts", "--run-root", tmp_path / "runs")
+    assert res.exit_code == 2 and "rank its cells with space=nb201" in res.stderr, res.output
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ("strategy.hypernet.conditioning=maybe", "strategy.hypernet.conditioning=maybe is not a choice"),
+    ("strategy.anneal_fraction=0.3", "strategy.anneal_fraction anneals membank's op budget"),
+])
+def test_smash_nb201_refuses_options_it_does_not_support(override, fragment, cli, tmp_path):
+    res = cli("search", "strategy=smash", "space=nb201", "dataset=digits", "budget=smoke", override,
+              "--run-root", tmp_path / "runs")
+    assert res.exit_code == 2 and fragment in res.stderr and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "runs").exists()

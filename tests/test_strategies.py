@@ -37,11 +37,17 @@ def test_strategy_search_state_round_trip_and_rank(name, budget, cli, run_root):
     ranked = run.read_frame(RunDir.RANKED)
     assert len(ranked) >= 1 and ranked["score"].notna().all()
 
-    if budget == "smoke":  # `nas rank RUN`: the strategy's own score() from checkpoints/strategy.pt
+    estimator = strategy_class(name).estimator
+    if budget == "smoke" and estimator is not None:  # `nas rank RUN`: the run's own estimator, from strategy.pt
         res = cli("rank", run.path, "--run-root", run_root)
         assert res.exit_code == 0, res.output
         rank_scores = RunDir.open(run_of(res)).read_frame(RunDir.ARCHS).set_index("arch_id")[f"strategy_{name}"]
-    else:  # ranking them all would retrain them all; random search's score() must reproduce its search scores
+    else:  # a strategy whose score() trains every architecture has no score of its own to rank with
+        if estimator is None:
+            res = cli("rank", run.path, "--run-root", run_root)
+            assert res.exit_code == 2 and "has no score of its own" in res.stderr and "proxy=" in res.stderr
+            assert not (run_root / "rank").exists()
+        # its score() must still reproduce its search scores
         rank_scores = ranked.set_index("arch_id")["score"]
 
     # the same state restored here, and round-tripped through state_dict, scores the same

@@ -190,6 +190,7 @@ def rank(ctx: typer.Context,
     """Score architectures with zero-cost proxies, size baselines, or a search run's own strategy."""
     from nascli.commands.rank import resolve_sources, run_rank
     from nascli.config import compose
+    from nascli.strategies.base import strategy_class
     from nascli.tables import ranked_table
 
     refs, overrides = _split_args(args)
@@ -202,7 +203,7 @@ def rank(ctx: typer.Context,
     if print_config:
         _print_yaml(cfg)
         return
-    if not has_proxy and search_run is not None:
+    if not has_proxy and search_run is not None and strategy_class(str(search_run.manifest.get("strategy"))).estimator:
         typer.echo(f"nas: scoring with the {search_run.manifest.get('strategy')} strategy of {search_run.path} "
                    "(pass proxy=NAME for a zero-cost proxy)", err=True)
     out = run_rank(cfg, refs=refs, sample=sample, search_run=search_run, run_root=run_root, argv=_argv(ctx),
@@ -214,8 +215,8 @@ def rank(ctx: typer.Context,
         typer.echo(f"nas: warning: {out.failed} architecture(s) could not be scored (status failed in archs.csv, "
                    "errors in the *_error columns)", err=True)
     if out.degenerate:
-        typer.echo(f"nas: {out.degenerate} architecture(s) are degenerate (output ignores the input): each score "
-                   "gave them its worst score", err=True)
+        typer.echo(f"nas: {out.degenerate} architecture(s) are degenerate (output ignores the input): every score "
+                   "column gives them its worst value", err=True)
     stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
 
 

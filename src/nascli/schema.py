@@ -93,7 +93,7 @@ class ProxyDataConfig:
 
 @dataclass
 class OwnScoreConfig:
-    val_images: int | None = 1000  # val images every cell is evaluated on (the first of the run's fixed order)
+    val_images: int | None = 500  # val images every cell is evaluated on (the first of the run's fixed order)
 
 
 @dataclass

@@ -103,8 +103,9 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
         raise UserError("latency.method=none gives no latency to rank by; use latency.method=measured or table")
     if cfg.own.val_images is not None and int(cfg.own.val_images) < 1:
         raise UserError("own.val_images must be a positive number of images, or null for the whole val split")
-    if plan is None and (sample or every):
-        # The run scores; it is not a source: its own candidates would make the sample non-uniform.
+    if plan is None and (sample or every or len(refs) > 1):
+        # The run scores what else was given; it is not a source too: its own candidates would make a uniform
+        # sample non-uniform.
         refs = [r for r in refs if Path(r).expanduser().resolve() != search_run.path.resolve()]
     archset = load_arch_set(refs, space, sample, int(cfg.seed), every)
     executor = make_executor(cfg.executor, cfg.device)

@@ -1,14 +1,17 @@
 """SMASH (Brock et al. 2018): train one HyperNet that generates weights for any architecture, then rank.
 
-    for every training batch: sample an architecture (budget and kernel size annealed upwards over
-        the first half), encode it, draw z, generate its 1x1 weights, run it with the shared
-        sliced weights, and update the HyperNet and the shared weights on the loss
+    for every training batch: sample an architecture (membank: budget and kernel size annealed upwards over
+        the first half; nb201: uniform), encode it, draw z, generate its weights, run it with the shared
+        weights, and update the HyperNet and the shared weights on the loss
     score N sampled architectures by val accuracy with generated weights, averaged over k draws of z
 
-Scores are also computed with the conditioning rows scrambled (`score_scrambled`): the paper's
-ablation, the HyperNet then generates weights for another wiring. Settings follow the reference
-code: Adam lr 1e-3, betas (0.5, 0.999), eps 1e-4, weight decay 1e-4 except on the HyperNet,
-per-iteration cosine schedule, one architecture and one z per batch.
+What is generated per space lives in `networks.py` (membank: the 1x1 bottlenecks, the paper's space; nb201: the
+conv edges of every cell, the space a benchmark table can judge). `strategy.hypernet.conditioning=none` swaps the
+HyperNet for freely learned shared weights of the same layout: the single-path one-shot control (SPOS).
+Scores are also computed with the conditioning scrambled (`score_scrambled`): the paper's ablation, the
+HyperNet then generates weights for another wiring. Settings follow the reference code: Adam, betas
+(0.5, 0.999), eps 1e-4, weight decay 1e-4 except on the HyperNet, per-iteration cosine schedule, one
+architecture and one z per batch.
 """
 
 from __future__ import annotations
