@@ -64,7 +64,7 @@ def correlate(csv: Path, columns: list[str], versus: str, root: Path, top_k: int
     if res.returncode != 0:
         raise SystemExit(res.stderr)
     run = Path(next(line for line in res.stdout.splitlines() if line.startswith("run: ")).split("run: ", 1)[1])
-    return {"command": " ".join(cmd[2:]), **json.loads((run / "correlation.json").read_text())}
+    return {"command": "nas " + " ".join(cmd[3:]), **json.loads((run / "correlation.json").read_text())}
 
 
 def main() -> None:

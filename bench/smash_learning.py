@@ -33,6 +33,7 @@ from nascli.spaces import get_space
 from nascli.strategies.smash.encoding import Encoder
 from nascli.strategies.smash.hypernet import HyperNet
 from nascli.strategies.smash.mainnet import SmashMainNet, reaching
+from nascli.strategies.smash.networks import learning_rate
 
 LAST = 150  # steps whose training accuracy is reported
 UNSEEN = 30  # fresh architectures scored on val at the end
@@ -64,7 +65,7 @@ def main() -> None:
     overrides = ["space.kernels=[3]", "space.dilations=[1]", "space.groups=[1]"] if args.only_3x3 else []
     cfg = compose("search", ["strategy=smash", "dataset=digits", *overrides])
     s = cfg.strategy
-    lr = float(s.lr) if args.lr is None else args.lr
+    lr = learning_rate(s, "membank") if args.lr is None else args.lr
     splits = load_splits(cfg.dataset)
     space = get_space("membank", cfg.space)
     encoder = Encoder(space.cfg)

@@ -190,11 +190,9 @@ def rank(ctx: typer.Context,
     """Score architectures with zero-cost proxies, size baselines, or a search run's own strategy."""
     from nascli.commands.rank import resolve_sources, run_rank
     from nascli.config import compose
-    from nascli.strategies.base import strategy_class
     from nascli.tables import ranked_table
 
     refs, overrides = _split_args(args)
-    has_proxy = any(o.split("=", 1)[0] == "proxy" for o in overrides)
     sources = resolve_sources(refs, overrides, sample, run_root, every)
     refs, search_run = sources.refs, sources.search_run
     if sources.defaulted:
@@ -203,11 +201,8 @@ def rank(ctx: typer.Context,
     if print_config:
         _print_yaml(cfg)
         return
-    if not has_proxy and search_run is not None and strategy_class(str(search_run.manifest.get("strategy"))).estimator:
-        typer.echo(f"nas: scoring with the {search_run.manifest.get('strategy')} strategy of {search_run.path} "
-                   "(pass proxy=NAME for a zero-cost proxy)", err=True)
     out = run_rank(cfg, refs=refs, sample=sample, search_run=search_run, run_root=run_root, argv=_argv(ctx),
-                   overrides=overrides, every=every)
+                   overrides=overrides, every=every, notify=lambda message: typer.echo(f"nas: {message}", err=True))
     title = (f"ranked by {out.columns[0]} on {cfg.space.name}/{cfg.dataset.name}: top {min(cfg.top, len(out.ranked))} "
              f"of {len(out.ranked)} in {out.seconds:.0f}s")
     stdout.print(ranked_table(out.ranked, title, int(cfg.top), out.truth_column, out.directions))

@@ -94,6 +94,7 @@ class ProxyDataConfig:
 @dataclass
 class OwnScoreConfig:
     val_images: int | None = 500  # val images every cell is evaluated on (the first of the run's fixed order)
+    scrambled: bool = False  # SMASH: also score with scrambled conditioning (column strategy_smash_scrambled)
 
 
 @dataclass

@@ -46,8 +46,9 @@ def shapes_only(shape: DataShape, classes: list[str]) -> Splits:
     return Splits("prepared", empty, empty, empty, list(classes), [0.0] * shape.channels, [1.0] * shape.channels)
 
 
-def make_setup(strategy: Strategy, ctx: SearchContext, val_images: int | None) -> StrategyScoringSetup:
-    inputs = strategy.scoring_inputs(ctx, val_images)
+def make_setup(strategy: Strategy, ctx: SearchContext, val_images: int | None,
+               scrambled: bool = False) -> StrategyScoringSetup:
+    inputs = strategy.scoring_inputs(ctx, val_images, scrambled)
     return StrategyScoringSetup(uuid.uuid4().hex, strategy.name, OmegaConf.to_container(ctx.cfg),
                                 strategy.state_dict(), inputs, ctx.splits.shape, list(ctx.splits.classes),
                                 ctx.runtime)

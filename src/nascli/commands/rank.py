@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ class RankOutcome:
 class RankSources:
     refs: list[str]  # what to rank (run dirs, arch.json or CSV files)
     search_run: RunDir | None  # whose strategy scores, when no proxy= is given
-    inherited: list[str]  # space/dataset overrides taken from the first run given
+    inherited: list[str]  # space/dataset/benchmark overrides taken from the first run given
     defaulted: bool  # no source was given: the latest search run was taken
 
 
@@ -81,12 +82,15 @@ def resolve_sources(refs: list[str], overrides: list[str], sample: int | None, r
         if table is not None:
             run_dir.read_frame(table)  # a damaged results file is named before any work or notice
     search_run = next((r for r in run_dirs if r.manifest.get("kind") == "search"), None)
-    inherited = inherited_overrides(str(run_dirs[0].path), overrides, ("space", "dataset"))[0] if run_dirs else []
+    # A run lends its space, data and benchmark table: its cells are ranked on what it searched, truth included.
+    inherited = (inherited_overrides(str(run_dirs[0].path), overrides, ("space", "dataset", "benchmark"))[0]
+                 if run_dirs else [])
     return RankSources(refs, search_run, inherited, defaulted)
 
 
 def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run: RunDir | None,
-             run_root: Path, argv: list[str], overrides: list[str], every: bool = False) -> RankOutcome:
+             run_root: Path, argv: list[str], overrides: list[str], every: bool = False,
+             notify: Callable[[str], None] = lambda message: None) -> RankOutcome:
     space = get_space(cfg.space.name, cfg.space)
     table = open_table(cfg.benchmark, space)
     if cfg.network not in ("retrain", "search"):
@@ -115,6 +119,12 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
     runtime = resolve(cfg.device, ZERO_COST, splits.shape, space.name)
     splits = splits.to(runtime.device)
     restored = restore_strategy(search_run, space, runtime.device) if plan is None else None
+    if bool(cfg.own.scrambled) and not (restored and getattr(restored[0], "can_scramble", lambda: False)()):
+        raise UserError("own.scrambled=true scores SMASH's conditioning ablation; it needs a SMASH run with a "
+                        "HyperNet (strategy.hypernet.conditioning=arch): drop own.scrambled")
+    if restored is not None:
+        notify(f"scoring with the {restored[0].name} strategy of {search_run.path} ({restored[0].estimator}; pass "
+               "proxy=NAME for a zero-cost proxy)")
     label = ",".join(plan.columns) if plan else f"{search_run.manifest.get('strategy', 'strategy')}"
     run = RunDir.create(run_root, "rank", f"{label}_{space.name}_{cfg.dataset.name}", cfg, argv=argv,
                         overrides=overrides, device=runtime.describe(),
@@ -334,7 +344,7 @@ def strategy_scores(restored: tuple[Strategy, SearchContext], archs, cfg: DictCo
         scores, extras = strategy.score_details(archs, ctx)
         return strategy.name, [float(s) for s in scores], extras
     val_images = cfg.own.val_images
-    setup = make_setup(strategy, ctx, None if val_images is None else int(val_images))
+    setup = make_setup(strategy, ctx, None if val_images is None else int(val_images), bool(cfg.own.scrambled))
     run.update_manifest(own_score={"estimator": strategy.estimator, "val_images": sum(len(y) for _, y in
                                                                                        setup.inputs["val"])})
     rows = stream_chunks(executor, score_strategy_chunk, setup, archs, int(cfg.chunk), run,

@@ -68,6 +68,13 @@ class Encoder:
     def first_row(self, block: int, op: int) -> int:
         return (block * self.max_ops + op) * self.chunks
 
+    def scramble(self, conditioning: torch.Tensor, arch: Arch) -> torch.Tensor:
+        """The rows (input chunks) and width columns permuted, seeded per architecture: the HyperNet then conditions
+        on another wiring (SMASH's ablation)."""
+        g = torch.Generator().manual_seed(int(arch.arch_id, 16) % 2**31)
+        c = conditioning[:, torch.randperm(conditioning.shape[1], generator=g)]
+        return c[:, :, torch.randperm(c.shape[2], generator=g)]
+
     def encode(self, arch: Arch) -> torch.Tensor:
         c = torch.full((self.channels, self.rows, self.columns), -1.0)
         o = self.offsets

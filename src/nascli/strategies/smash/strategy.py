@@ -35,7 +35,13 @@ from nascli.precision import HYPERNET
 from nascli.progress import progress_bar
 from nascli.resume import as_tuples
 from nascli.strategies.base import Candidate, SearchContext, TrainedStrategy, register_strategy
-from nascli.strategies.smash.networks import SmashNetworks, build_networks, conditioning_of, training_sample
+from nascli.strategies.smash.networks import (
+    SmashNetworks,
+    build_networks,
+    conditioning_of,
+    learning_rate,
+    training_sample,
+)
 from nascli.train import make_loader
 
 
@@ -58,7 +64,7 @@ class SmashConfig:
     name: str = "smash"
     epochs: int = 70
     batch_size: int = 32
-    lr: float = 5e-2  # reference 1e-3 over ~90k steps; a CPU budget has ~2.4k (README: SMASH on digits)
+    lr: float | None = None  # Adam; null: the measured default of the space and generator (networks.DEFAULT_LR)
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     eps: float = 1e-4
     weight_decay: float = 1e-4  # shared weights only; 0 on the HyperNet, as the reference
@@ -150,7 +156,8 @@ class Smash(TrainedStrategy):
         if saved is None:
             ctx.log(event="capacity", hypernet_params=nets.hypernet_params(),
                     shared_params=sum(p.numel() for p in nets.shared_params()),
-                    conditioning=conditioning_of(cfg.hypernet), hypernet_width=int(cfg.hypernet.width),
+                    conditioning=conditioning_of(cfg.hypernet), lr=learning_rate(cfg, ctx.space.name),
+                    hypernet_width=int(cfg.hypernet.width),
                     hypernet_depth=int(cfg.hypernet.depth))
         g = torch.Generator().manual_seed(ctx.seed)
         loader = make_loader(ctx.splits.train, ctx.splits, int(cfg.batch_size), rt, train=True, generator=g,
@@ -158,7 +165,8 @@ class Smash(TrainedStrategy):
         groups = [{"params": nets.shared_params(), "weight_decay": float(cfg.weight_decay)}]
         if nets.conditioned:
             groups.insert(0, {"params": nets.hypernet_parameters(), "weight_decay": 0.0})
-        opt = torch.optim.Adam(groups, lr=float(cfg.lr), betas=tuple(cfg.betas), eps=float(cfg.eps))
+        opt = torch.optim.Adam(groups, lr=learning_rate(cfg, ctx.space.name), betas=tuple(cfg.betas),
+                               eps=float(cfg.eps))
         total = int(cfg.epochs) * len(loader)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
         rng = random.Random(ctx.seed)
@@ -370,11 +378,16 @@ class Smash(TrainedStrategy):
         rows = self._scores(archs, ctx, scrambled=False, label="SMASH scores")
         return [s for s, _ in rows], [{"degenerate": int(d)} for _, d in rows]
 
-    def scoring_inputs(self, ctx: SearchContext, val_images: int | None) -> dict:
+    def can_scramble(self) -> bool:
+        """Whether `nas rank own.scrambled=true` can score the conditioning ablation (not without a HyperNet)."""
+        return conditioning_of(self.cfg.hypernet) == "arch"
+
+    def scoring_inputs(self, ctx: SearchContext, val_images: int | None, scrambled: bool = False) -> dict:
         """What scoring any architecture reads, made once in the main process for every worker: the val batches
-        (the first `val_images` of the fixed order) and the z draws."""
+        (the first `val_images` of the fixed order), the z draws, and whether to score the ablation too."""
         self._ready(ctx)
-        return {"val": [(x.cpu(), y.cpu()) for x, y in self._val(ctx, val_images)], "noises": self._noises(ctx)}
+        return {"val": [(x.cpu(), y.cpu()) for x, y in self._val(ctx, val_images)], "noises": self._noises(ctx),
+                "scrambled": bool(scrambled)}
 
     def score_prepared(self, archs: Sequence[Arch], inputs: dict, ctx: SearchContext) -> list[dict]:
         """One row per architecture from `scoring_inputs`: the score, whether it is degenerate."""
@@ -386,7 +399,10 @@ class Smash(TrainedStrategy):
         rows = []
         for arch in archs:
             score, degenerate = self._accuracy(arch, noises, val, scrambled=False)
-            rows.append({"score": score, "degenerate": int(degenerate)})
+            row = {"score": score, "degenerate": int(degenerate)}
+            if inputs.get("scrambled"):  # the same z draws and images, the conditioning scrambled
+                row["scrambled"] = self._accuracy(arch, noises, val, scrambled=True)[0]
+            rows.append(row)
         return rows
 
     def live_state(self) -> dict | None:

@@ -445,9 +445,10 @@ class Snas(TrainedStrategy):
         rows = self.score_prepared(archs, self.scoring_inputs(ctx, None), ctx)
         return [r["score"] for r in rows], [{"degenerate": r["degenerate"]} for r in rows]
 
-    def scoring_inputs(self, ctx: SearchContext, val_images: int | None) -> dict:
+    def scoring_inputs(self, ctx: SearchContext, val_images: int | None, scrambled: bool = False) -> dict:
         """What scoring any child reads, made once in the main process: the recalibration batches (the search's
         seeded class-mixed train batches) and the val batches (the first `val_images` of its fixed order)."""
+        del scrambled  # a supernet has no conditioning to scramble (`nas rank` refuses own.scrambled before this)
         self._ready(ctx)
         _, _, calib, val = self._loaders(ctx, val_images)
         return {"calib": [(x.cpu(), y.cpu()) for x, y in calib], "val": [(x.cpu(), y.cpu()) for x, y in val]}
