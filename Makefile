@@ -41,6 +41,7 @@ bench: $(STAMP) ## Benchmarks against in-process references -> bench/*.json
 	$(BIN)/python bench/pnas_child_cost.py --out bench/results.json
 	$(BIN)/python bench/precision_steps.py --out bench/precision_steps.json
 	$(BIN)/python bench/precision_sensitive.py --out bench/precision_sensitive.json
+	$(BIN)/python bench/own_scoring.py --out bench/own_scoring.json
 
 bench-paths: $(STAMP) ## Whole searches and retrains, precision auto vs float32 (about an hour) -> bench/precision_paths.json
 	$(BIN)/python bench/precision_paths.py --out bench/precision_paths.json

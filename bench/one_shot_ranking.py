@@ -12,7 +12,7 @@ combinations fixed in advance, and runs `nas correlate` on it:
   and each SMASH run against its plain weight-sharing control when `--pair SMASH=PLAIN` names one.
 
     python bench/one_shot_ranking.py --proxies RANK_RUN --own NAME=RANK_RUN [...] [--pair A=B ...] \
-        --out bench/one_shot_ranking.json
+        --out bench/one_shot_ranking.json      # RANK_RUN:COLUMN picks another column (the scrambled ablation)
 """
 
 from __future__ import annotations
@@ -36,13 +36,15 @@ def own_column(run: Path) -> str:
     return json.loads((run / "proxies.json").read_text())["columns"][0]
 
 
-def joined(proxy_run: Path, own: dict[str, Path]) -> pd.DataFrame:
+def joined(proxy_run: Path, own: dict[str, str]) -> pd.DataFrame:
     base = pd.read_csv(proxy_run / "archs.csv")
     frame = base[["arch_id", "description", "status", "degenerate", TRUTH, *ZERO_COST]].rename(
         columns={"description": "arch_str"})
-    for name, run in own.items():
+    for name, spec in own.items():
+        run, _, column = str(spec).partition(":")  # RUN or RUN:COLUMN (e.g. strategy_smash_scrambled)
+        run = Path(run)
         scores = pd.read_csv(run / "archs.csv")
-        column = own_column(run)
+        column = column or own_column(run)
         part = scores[["arch_id", column, "status"]].rename(columns={column: name, "status": f"{name}_status"})
         frame = frame.merge(part, on="arch_id", how="outer", validate="one_to_one")
     missing = frame[[TRUTH, *own]].isna().any(axis=1) | (frame["status"] != "ok")
@@ -70,14 +72,14 @@ def correlate(csv: Path, columns: list[str], versus: str, root: Path, top_k: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proxies", type=Path, required=True, help="the zero-cost rank run of the same cells")
-    parser.add_argument("--own", nargs="+", required=True, help="NAME=RANK_RUN, a rank run with a run's own score")
+    parser.add_argument("--own", nargs="+", required=True, help="NAME=RANK_RUN[:COLUMN], a rank run with a run's "
+                        "own score (COLUMN: another of its columns, e.g. strategy_smash_scrambled)")
     parser.add_argument("--pair", nargs="*", default=[], help="A=B: report A's τ minus B's with a paired interval")
     parser.add_argument("--top-percent", type=float, default=5.0)
     parser.add_argument("--root", type=Path, default=Path("runs"))
     parser.add_argument("--out", type=Path, default=Path("bench/one_shot_ranking.json"))
     args = parser.parse_args()
     own = dict(item.split("=", 1) for item in args.own)
-    own = {k: Path(v) for k, v in own.items()}
     frame = joined(args.proxies, own)
     csv = args.out.with_suffix(".csv")
     atomic.write_csv(csv, frame)

@@ -370,3 +370,16 @@ def test_smash_nb201_refuses_options_it_does_not_support(override, fragment, cli
               "--run-root", tmp_path / "runs")
     assert res.exit_code == 2 and fragment in res.stderr and "Traceback" not in res.output, res.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_rank_scores_smashs_ablation_on_any_cells(nb201_estimators, cli, tmp_path):
+    root = tmp_path / "runs"
+    res = cli("rank", nb201_estimators["smash"], "--sample", "5", "own.scrambled=true", "executor.workers=1",
+              "--run-root", root)
+    assert res.exit_code == 0, res.output
+    archs = pd.read_csv(next((root / "rank").iterdir()) / "archs.csv")
+    assert archs["strategy_smash_scrambled"].between(0, 100).all() and archs["strategy_smash"].between(0, 100).all()
+    # a supernet has no conditioning to scramble: one line, nothing written
+    res = cli("rank", nb201_estimators["snas"], "--sample", "2", "own.scrambled=true", "--run-root", tmp_path / "no")
+    assert res.exit_code == 2 and "own.scrambled=true scores SMASH's conditioning ablation" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "no").exists()
