@@ -13,22 +13,27 @@ from itertools import islice
 import torch
 
 from nascli.supernet.networks import Sample, Supernet
+from nascli.val_tally import ValTally, scored
+
+
+def _tally(net: Supernet, batches: Iterable, samples: Callable[[], dict[str, Sample]] | dict[str, Sample],
+           runtime) -> ValTally:
+    net.eval()
+    tally = ValTally()
+    for x, y in batches:
+        s = samples() if callable(samples) else samples
+        with runtime.autocast():
+            tally.add(net(x, s), y)
+    return tally
 
 
 @torch.no_grad()
 def accuracy(net: Supernet, batches: Iterable, samples: Callable[[], dict[str, Sample]] | dict[str, Sample],
              runtime) -> float:
     was_training = net.training
-    net.eval()
-    correct = seen = 0
-    for x, y in batches:
-        s = samples() if callable(samples) else samples
-        with runtime.autocast():
-            logits = net(x, s)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
+    acc = _tally(net, batches, samples, runtime).accuracy
     net.train(was_training)
-    return 100.0 * correct / max(seen, 1)
+    return acc
 
 
 @torch.no_grad()
@@ -45,13 +50,11 @@ def supernet_accuracy(net: Supernet, batches: Iterable, samples: Callable[[], di
     with net.recalibrating():
         net.train()
         for _ in range(passes):
-            correct = seen = 0
+            tally = ValTally()
             for x, y in batches:
                 with runtime.autocast():
-                    logits = net(x, samples())
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += len(y)
-            accs.append(100.0 * correct / max(seen, 1))
+                    tally.add(net(x, samples()), y)
+            accs.append(tally.accuracy)
     net.train(was_training)
     return sum(accs) / len(accs)
 
@@ -65,35 +68,25 @@ def recalibrate(net: Supernet, batches: Iterable, samples: dict[str, Sample], nu
             net(x, samples)
 
 
+@torch.no_grad()
+def _child_tally(net: Supernet, samples: dict[str, Sample], calib_batches: Iterable, val_batches: Iterable,
+                 num_batches: int, runtime) -> ValTally:
+    was_training = net.training
+    with net.recalibrating():
+        recalibrate(net, calib_batches, samples, num_batches, runtime)
+        tally = _tally(net, val_batches, samples, runtime)
+    net.train(was_training)
+    return tally
+
+
 def child_accuracy(net: Supernet, samples: dict[str, Sample], calib_batches: Iterable, val_batches: Iterable,
                    num_batches: int, runtime) -> float:
     """Val accuracy of a one-hot child using the supernet's weights and its own BN statistics."""
-    was_training = net.training
-    with net.recalibrating():
-        recalibrate(net, calib_batches, samples, num_batches, runtime)
-        acc = accuracy(net, val_batches, samples, runtime)
-    net.train(was_training)
-    return acc
+    return _child_tally(net, samples, calib_batches, val_batches, num_batches, runtime).accuracy
 
 
-@torch.no_grad()
 def child_score(net: Supernet, samples: dict[str, Sample], calib_batches: Iterable, val_batches: Iterable,
                 num_batches: int, runtime) -> tuple[float, bool]:
-    """child_accuracy, and whether the child is degenerate: its logits are the same for every val image (no
-    path from the input reaches the output), so it scores 0, below any child that looks at the image."""
-    was_training = net.training
-    correct = seen = 0
-    constant = True
-    with net.recalibrating():
-        recalibrate(net, calib_batches, samples, num_batches, runtime)
-        net.eval()
-        for x, y in val_batches:
-            with runtime.autocast():
-                logits = net(x, samples)
-            constant = constant and bool((logits == logits[:1]).all())
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-    net.train(was_training)
-    if constant:
-        return 0.0, True
-    return 100.0 * correct / max(seen, 1), False
+    """child_accuracy, and whether the child is degenerate (`nascli.val_tally`): a degenerate child scores 0."""
+    tally = _child_tally(net, samples, calib_batches, val_batches, num_batches, runtime)
+    return scored(tally.accuracy, tally.constant)

@@ -43,6 +43,7 @@ from nascli.strategies.smash.networks import (
     training_sample,
 )
 from nascli.train import make_loader
+from nascli.val_tally import ValTally, scored
 
 
 @dataclass
@@ -302,23 +303,17 @@ class Smash(TrainedStrategy):
     @torch.no_grad()
     def _accuracy(self, arch: Arch, noises: list[torch.Tensor], val, scrambled: bool) -> tuple[float, bool]:
         """(val accuracy of `arch` with generated weights, mean over the draws of z in `noises`; whether the
-        network is degenerate). A network whose logits are the same for every image ignores its input (an NB201
-        cell with no path from input to output): it scores 0, below any network that looks at the image."""
+        network is degenerate, `nascli.val_tally`: it scores 0)."""
         self.nets.encoder.check(arch)
-        accs, constant = [], True
+        tallies = []
         for z in noises:
-            correct = seen = 0
+            tally = ValTally()
             with self._autocast():
                 weights = self.nets.weights(arch, z, scrambled)
                 for x, y in val:
-                    logits = self.mainnet(x, arch, weights)
-                    constant = constant and bool((logits == logits[:1]).all())
-                    correct += (logits.argmax(1) == y).sum().item()
-                    seen += len(y)
-            accs.append(100.0 * correct / seen)
-        if constant:
-            return 0.0, True
-        return sum(accs) / len(accs), False
+                    tally.add(self.mainnet(x, arch, weights), y)
+            tallies.append(tally)
+        return scored(sum(t.accuracy for t in tallies) / len(tallies), all(t.constant for t in tallies))
 
     @torch.no_grad()
     def _refine(self, sampled: list[Candidate], ctx: SearchContext) -> list[Candidate]:
