@@ -372,13 +372,19 @@ def test_smash_nb201_refuses_options_it_does_not_support(override, fragment, cli
     assert not (tmp_path / "runs").exists()
 
 
-def test_rank_scores_smashs_ablation_on_any_cells(nb201_estimators, cli, tmp_path):
+def test_rank_scores_smashs_ablation_on_any_cells(nb201_estimators, cli, tmp_path, monkeypatch):
+    import nascli.commands.rank as rank_module
+
+    loads = []
+    real_load = rank_module.load_splits
+    monkeypatch.setattr(rank_module, "load_splits", lambda dataset: loads.append(dataset) or real_load(dataset))
     root = tmp_path / "runs"
     res = cli("rank", nb201_estimators["smash"], "--sample", "5", "own.scrambled=true", "executor.workers=1",
               "--run-root", root)
     assert res.exit_code == 0, res.output
     archs = pd.read_csv(next((root / "rank").iterdir()) / "archs.csv")
     assert archs["strategy_smash_scrambled"].between(0, 100).all() and archs["strategy_smash"].between(0, 100).all()
+    assert len(loads) == 1  # the rank inherits the run's dataset: its splits are decoded once, not again for the run
     # a supernet has no conditioning to scramble: one line, nothing written
     res = cli("rank", nb201_estimators["snas"], "--sample", "2", "own.scrambled=true", "--run-root", tmp_path / "no")
     assert res.exit_code == 2 and "own.scrambled=true scores SMASH's conditioning ablation" in res.stderr

@@ -118,7 +118,7 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
     splits = load_splits(cfg.dataset)
     runtime = resolve(cfg.device, ZERO_COST, splits.shape, space.name)
     splits = splits.to(runtime.device)
-    restored = restore_strategy(search_run, space, runtime.device) if plan is None else None
+    restored = restore_strategy(search_run, space, runtime.device, (cfg.dataset, splits)) if plan is None else None
     if bool(cfg.own.scrambled) and not (restored and getattr(restored[0], "can_scramble", lambda: False)()):
         raise UserError("own.scrambled=true scores SMASH's conditioning ablation; it needs a SMASH run with a "
                         "HyperNet (strategy.hypernet.conditioning=arch): drop own.scrambled")
@@ -308,10 +308,13 @@ def stream_chunks(executor: Executor, fn, setup, archs, chunk: int, run: RunDir,
     return rows
 
 
-def restore_strategy(search_run: RunDir, space, device: torch.device) -> tuple[Strategy, SearchContext]:
+def restore_strategy(search_run: RunDir, space, device: torch.device,
+                     loaded: tuple[DictConfig, object] | None = None) -> tuple[Strategy, SearchContext]:
     """The search run's strategy with its saved state, and a context with the run's own config, data and
-    precision (memory format, bf16) on the device this command runs on. UserError (before any rank run exists)
-    when the run has no estimator of its own, no saved state, or searched another space."""
+    precision (memory format, bf16) on the device this command runs on. `loaded`: a dataset config and its splits
+    already in memory, used when the run's dataset config is the same (rank inherits it; decoding CIFAR's JPEGs
+    twice costs seconds). UserError (before any rank run exists) when the run has no estimator of its own, no
+    saved state, or searched another space."""
     run_cfg = search_run.config
     strategy_cls = strategy_class(run_cfg.strategy.name)
     if strategy_cls.estimator is None:
@@ -329,10 +332,15 @@ def restore_strategy(search_run: RunDir, space, device: torch.device) -> tuple[S
     strategy.load_state_dict(blob.get("state", {}))
     run_cfg = OmegaConf.merge(run_cfg, {"device": {"type": str(device)}})
     generator = seed_everything(int(run_cfg.seed))
-    splits = load_splits(run_cfg.dataset)
+    same = loaded is not None and _plain(loaded[0]) == _plain(run_cfg.dataset)
+    splits = loaded[1] if same else load_splits(run_cfg.dataset)
     runtime = resolve(run_cfg.device, strategy_cls.workload, splits.shape, run_space.name)
     splits = splits.to(runtime.device)
     return strategy, SearchContext(run_cfg, run_space, splits, runtime, generator, run=None)
+
+
+def _plain(node: DictConfig):
+    return OmegaConf.to_container(node, resolve=True)
 
 
 def strategy_scores(restored: tuple[Strategy, SearchContext], archs, cfg: DictConfig, executor: Executor,
