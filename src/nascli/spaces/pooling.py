@@ -48,10 +48,14 @@ _COUNTS: dict[tuple, torch.Tensor] = {}
 def _window_counts(h: int, w: int, k: int, stride: int, pad: int, like: torch.Tensor) -> torch.Tensor:
     """How many real (non-padding) pixels each output window covers, as a [1, 1, H', W'] map."""
     key = (h, w, k, stride, pad, like.dtype)
-    if key not in _COUNTS:
-        ones = torch.ones(1, 1, h, w, dtype=like.dtype)
-        _COUNTS[key] = F.conv2d(ones, torch.ones(1, 1, k, k, dtype=like.dtype), stride=stride, padding=pad)
-    return _COUNTS[key]
+    if key in _COUNTS:
+        return _COUNTS[key]
+    ones = torch.ones(1, 1, h, w, dtype=like.dtype)
+    counts = F.conv2d(ones, torch.ones(1, 1, k, k, dtype=like.dtype), stride=stride, padding=pad)
+    # While torch.export traces, tensors are fake: caching one would hand it to every later eager call.
+    if type(like) is torch.Tensor:
+        _COUNTS[key] = counts
+    return counts
 
 
 def avg_pool(x: torch.Tensor, kernel: int = 3, stride: int = 1, padding: int = 1) -> torch.Tensor:
