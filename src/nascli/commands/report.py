@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nascli.atomic import write_text
 from nascli.errors import UserError
-from nascli.report.page import comparison_page, run_page
+from nascli.reporting.page import comparison_page, run_page
 from nascli.rundir import RunDir
 
 KINDS = ("search", "retrain", "rank", "correlate")

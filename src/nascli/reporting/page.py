@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from nascli.arch import Arch  # noqa: E402
-from nascli.report.cells import cell_figures, to_svg  # noqa: E402
+from nascli.reporting.cells import cell_figures, to_svg  # noqa: E402
 from nascli.rundir import RunDir  # noqa: E402
 
 STYLE = """

@@ -40,7 +40,7 @@ class TensorBoardTracker(Tracker):
         from PIL import Image
 
         from nascli.arch import Arch
-        from nascli.report.cells import cell_figures
+        from nascli.reporting.cells import cell_figures
 
         for png in sorted((run.path / "plots").glob("*.png")):
             image = np.asarray(Image.open(png).convert("RGB"))
