@@ -25,8 +25,8 @@ run: $(STAMP) ## Main job on digits: search (random baseline), then retrain the 
 	$(BIN)/nas search dataset=digits --run-root $(RUNS)
 	$(BIN)/nas retrain latest --run-root $(RUNS)
 
-test: $(STAMP) ## Run the test suite (two workers, one thread each: tests/conftest.py)
-	$(BIN)/pytest -q -n 2 --durations=15
+test: $(STAMP) ## Run the test suite (two workers, one thread each: tests/conftest.py; a module's xdist_group shares its fixtures)
+	$(BIN)/pytest -q -n 2 --dist loadgroup --durations=15
 
 lint: $(STAMP) ## Static checks (ruff)
 	$(BIN)/ruff check src tests bench

@@ -1,11 +1,12 @@
-"""The `nas` command line: parse arguments, compose the config, call a command, print.
+"""The `nas` command line: parse arguments, call the Python API (nascli.api), print.
 
-Nothing else happens here; the work lives in nascli.commands.
+Nothing else happens here; the work lives in nascli.commands, behind the API.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from nascli.errors import UserError
 
 app = typer.Typer(
     name="nas",
-    help="Neural architecture search experiments: search, retrain, rank, correlate, report.",
+    help="Neural architecture search experiments: search, retrain, rank, correlate, report, export.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -87,20 +88,17 @@ def _argv(ctx: typer.Context) -> list[str]:
 def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_config: bool = PRINT_CONFIG,
            config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT, resume: str | None = RESUME):
     """Search a space with a strategy; write ranked architectures and the best arch.json."""
-    from nascli.commands.search import resume_search, run_search
+    from nascli import api
     from nascli.config import compose
     from nascli.tables import ranked_table
 
     overrides = list(overrides or [])
-    if resume is not None:
-        out = resume_search(resume, overrides, run_root=run_root, notify=_warn)
-        cfg = out.cfg
-    else:
-        cfg = compose("search", overrides, config_dir)
-        if print_config:
-            _print_yaml(cfg)
-            return
-        out = run_search(cfg, run_root=run_root, argv=_argv(ctx), overrides=overrides)
+    if print_config and resume is None:
+        _print_yaml(compose("search", overrides, config_dir))
+        return
+    out = api.search(resume=resume, overrides=overrides, run_root=run_root, config_dir=config_dir, argv=_argv(ctx),
+                     notify=_warn).outcome
+    cfg = out.cfg
     from nascli import distributed
 
     if not distributed.is_main():
@@ -188,21 +186,19 @@ def rank(ctx: typer.Context,
          sample: int | None = SAMPLE_RANK, every: bool = ALL_RANK, print_config: bool = PRINT_CONFIG,
          config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
     """Score architectures with zero-cost proxies, size baselines, or a search run's own strategy."""
-    from nascli.commands.rank import resolve_sources, run_rank
+    from nascli import api
+    from nascli.commands.rank import resolve_sources
     from nascli.config import compose
     from nascli.tables import ranked_table
 
     refs, overrides = _split_args(args)
-    sources = resolve_sources(refs, overrides, sample, run_root, every)
-    refs, search_run = sources.refs, sources.search_run
-    if sources.defaulted:
-        typer.echo(f"nas: ranking the architectures of the latest search run {refs[0]}", err=True)
-    cfg = compose("rank", sources.inherited + overrides, config_dir)
     if print_config:
-        _print_yaml(cfg)
+        sources = resolve_sources(refs, overrides, sample, run_root, every)
+        _print_yaml(compose("rank", sources.inherited + overrides, config_dir))
         return
-    out = run_rank(cfg, refs=refs, sample=sample, search_run=search_run, run_root=run_root, argv=_argv(ctx),
-                   overrides=overrides, every=every, notify=lambda message: typer.echo(f"nas: {message}", err=True))
+    run = api.rank(*refs, sample=sample, every=every, run_root=run_root, config_dir=config_dir, overrides=overrides,
+                   argv=_argv(ctx), notify=lambda message: typer.echo(f"nas: {message}", err=True))
+    out, cfg = run.outcome, run.config
     title = (f"ranked by {out.columns[0]} on {cfg.space.name}/{cfg.dataset.name}: top {min(cfg.top, len(out.ranked))} "
              f"of {len(out.ranked)} in {out.seconds:.0f}s")
     stdout.print(ranked_table(out.ranked, title, int(cfg.top), out.truth_column, out.directions))
@@ -222,13 +218,12 @@ def report(runs: list[str] | None = typer.Argument(None, show_default=False, met
                                                         "kind)."),
            run_root: Path = RUN_ROOT):
     """One self-contained HTML page per run (report.html), and a comparison page for several runs."""
-    from nascli.commands.report import run_report
+    from nascli import api
 
-    out = run_report(list(runs or []), run_root=run_root)
-    for page in out.pages:
-        stdout.print(f"report: {page}", markup=False, highlight=False, soft_wrap=True)
-    if out.comparison is not None:
-        stdout.print(f"comparison: {out.comparison}", markup=False, highlight=False, soft_wrap=True)
+    pages = api.report(*(runs or []), run_root=run_root)
+    for i, page in enumerate(pages):
+        label = "report" if i < max(len(runs or []), 1) else "comparison"  # the comparison page comes last
+        stdout.print(f"{label}: {page}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command(context_settings={"allow_interspersed_args": True})
@@ -239,7 +234,7 @@ def correlate(ctx: typer.Context,
                                                            "search run), then overrides such as proxy=COL truth=COL."),
               print_config: bool = PRINT_CONFIG, config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
     """How well proxy scores order architectures by true accuracy (Kendall τ, Spearman ρ, Pearson r, CIs)."""
-    from nascli.commands.correlate import run_correlate
+    from nascli import api
     from nascli.config import compose
     from nascli.figures import ceiling_text
     from nascli.tables import correlation_table
@@ -251,8 +246,8 @@ def correlate(ctx: typer.Context,
     if print_config:
         _print_yaml(cfg)
         return
-    out = run_correlate(cfg, source=refs[0] if refs else None, run_root=run_root, argv=_argv(ctx),
-                        overrides=overrides)
+    out = api.correlate(refs[0] if refs else None, run_root=run_root, config_dir=config_dir, overrides=overrides,
+                        argv=_argv(ctx)).outcome
     typer.echo(f"nas: used {out.joined.source}", err=True)
     doc = {"truth": out.joined.truth, "results": out.results, "given": cfg.given, "versus": cfg.versus}
     stdout.print(correlation_table(doc))
@@ -272,6 +267,40 @@ def correlate(ctx: typer.Context,
     if c["rows"] != c["kept"]:
         stdout.print(f"{c['rows'] - c['kept']} duplicate/equivalent architectures collapsed ({c['rule']})")
     stdout.print(f"run: {out.run.path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+@user_errors
+def export(ctx: typer.Context,
+           args: list[str] = typer.Argument(..., show_default=False, metavar="ARCH [KEY=VALUE]...",
+                                            help="A retrain run or checkpoint (trained weights), or anything `nas "
+                                                 "retrain` accepts (with --init), then overrides for --init."),
+           fmt: str = typer.Option("pt2", "--format", "-f", help="pt2 | onnx | state_dict | genotype"),
+           out: Path | None = typer.Option(None, "--out", help="The folder to write (default: "
+                                           "<run-root>/export/<stamp>_<arch_id>_<format>_<id>)."),
+           init: bool = typer.Option(False, "--init", help="Freshly initialised (seeded) weights for an "
+                                     "architecture that has no retrain checkpoint."),
+           force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+           config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
+    """Take a model out of nascli: a file PyTorch or ONNX Runtime loads without nascli, with export.json."""
+    from nascli import api
+    from nascli.commands.export import EXPORT_JSON
+    from nascli.tables import key_values
+
+    refs, overrides = _split_args(args)
+    if len(refs) != 1:
+        raise UserError(f"export takes one architecture, got {len(refs)}: {' '.join(refs) or 'none'}")
+    folder = api.export(refs[0], fmt, out=out, init=init, force=force, overrides=overrides, run_root=run_root,
+                        config_dir=config_dir, argv=_argv(ctx))
+    r = json.loads((folder / EXPORT_JSON).read_text())
+    check = r.get("check") or {}
+    stdout.print(key_values(f"export {r['arch_id']} ({r['space']}) as {fmt}", {
+        "files": ", ".join(r["files"]), "weights": r["source"]["weights"] or "none (architecture only)",
+        "input": "x".join(map(str, r["input"]["shape"])), "classes": r["num_classes"],
+        "test_acc": (r.get("accuracy") or {}).get("test_acc"),
+        "max_abs_diff": check.get("max_abs_diff"), "checked_with": check.get("loaded_with"),
+    }))
+    stdout.print(f"export: {folder}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _split_args(args: list[str] | None) -> tuple[list[str], list[str]]:

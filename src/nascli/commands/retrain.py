@@ -130,7 +130,8 @@ def _train(run: RunDir, arch: Arch, cfg: DictConfig, setup: _Setup, saved: dict 
         def checkpoint(record, model, opt, sched) -> dict:
             return {"kind": "retrain", "epoch": record["epoch"],
                     "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "metrics": record, "config": config, "arch": arch.to_json()}
+                    "metrics": record, "config": config, "arch": arch.to_json(),
+                    "input": splits.input_record(cfg.dataset.resize)}
 
         def on_epoch(record, model, opt, sched):
             run.log(event="epoch", **record)

@@ -83,6 +83,14 @@ class Splits:
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
+    def input_record(self, resize: int | None) -> dict:
+        """What a network trained on these splits takes: images of this shape, (pixels / 255 - mean) / std, and
+        the class names in label order (retrain checkpoints carry it; `nas export` writes it beside the model)."""
+        s = self.shape
+        return {"channels": s.channels, "height": s.height, "width": s.width, "num_classes": s.num_classes,
+                "classes": list(self.classes), "mean": list(self.mean), "std": list(self.std),
+                "resize": resize, "dataset": self.name}
+
 
 Loader = Callable[[DatasetConfig], RawData]
 DATASETS: dict[str, Loader] = {}
