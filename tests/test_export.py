@@ -17,7 +17,7 @@ from nascli.datashape import DataShape
 from nascli.exporting.formats import EXPORT_FORMATS, ONNX_TOLERANCE, PT_TOLERANCE
 from nascli.spaces.base import SPACES, get_space, load_space_plugins
 
-from .conftest import TINY, run_of, tree_digest
+from .conftest import REPO, TINY, run_of, tree_digest
 
 load_space_plugins()
 # One worker runs this module, so its exports and runs (module fixtures) are made once, not once per worker.
@@ -219,6 +219,19 @@ def test_a_retrain_exports_its_trained_weights_and_preprocessing(trained, tmp_pa
     x = torch.randn(4, 1, 8, 8)
     expected = _nascli_logits(folder, _state_of(blob), x)
     assert (program(x) - expected).abs().max() <= PT_TOLERANCE
+
+    # The README's last step: a fresh Python classifies a digit image with export.json's preprocessing.
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    pixels = (load_digits().images[0] * 255 / 16).round().astype("uint8")
+    Image.fromarray(pixels).save(tmp_path / "digit.png")
+    done = subprocess.run([sys.executable, "-I", str(REPO / "examples" / "classify.py"), str(folder),
+                           str(tmp_path / "digit.png")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = (torch.from_numpy(pixels).float() / 255 - meta["normalisation"]["mean"][0]) / meta["normalisation"]["std"][0]
+    predicted = int(_nascli_logits(folder, _state_of(blob), image.view(1, 1, 8, 8)).argmax())
+    assert done.stdout.startswith(f"{tmp_path / 'digit.png'}: {meta['classes'][predicted]} (")
 
 
 def _state_of(blob: dict) -> Path:
