@@ -42,7 +42,7 @@ def test_evolution_on_a_table_improves_on_its_random_start(cli, run_root, tmp_pa
     _nb201_table(tmp_path / "t.csv")  # conv-heavy cells are better, plus noise
     res = cli("search", "strategy=evolution", "space=nb201", "strategy.evaluator=table", "strategy.evaluations=60",
               "strategy.population=10", "strategy.sample=3", f"benchmark.table={tmp_path / 't.csv'}",
-              "benchmark.metric=acc", "dataset=digits", "--run-root", run_root)
+              "benchmark.metric=acc", "benchmark.fitness=acc", "dataset=digits", "--run-root", run_root)
     assert res.exit_code == 0, res.output
     run = next((run_root / "search").iterdir())
     archs = pd.read_csv(run / "archs.csv")

@@ -126,7 +126,7 @@ def _table_search(cli, run_root, tmp_path, *extra):
     """A PNAS search of the synthetic table at tmp_path/t.csv: (run dir, archs.csv, level records)."""
     res = cli("search", "strategy=pnas", "space=nb201", "strategy.evaluator=table", "strategy.beam=4",
               "strategy.predictor.members=2", "strategy.predictor.epochs=20", f"benchmark.table={tmp_path / 't.csv'}",
-              "benchmark.metric=acc", "dataset=digits", *extra, "--run-root", run_root)
+              "benchmark.metric=acc", "benchmark.fitness=acc", "dataset=digits", *extra, "--run-root", run_root)
     assert res.exit_code == 0, res.output
     run = next((run_root / "search").iterdir())
     levels = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()

@@ -145,3 +145,78 @@ def test_test_subset_does_not_move_with_split_seed():
     assert not torch.equal(a.val.y, b.val.y)
     c = load_splits(OmegaConf.merge(base, {"test_subset_seed": 1}))
     assert not torch.equal(a.test.x, c.test.x)
+
+
+def _nb201_full_table(path, shuffle_metric: bool):
+    """Every NB201 cell with a made-up validation column (conv-heavy cells better, plus noise) and a test column;
+    with `shuffle_metric` the test column is permuted over the cells, the validation column left as it is."""
+    import pandas as pd
+
+    from nascli.spaces import get_space
+
+    space = get_space("nb201")
+    cells = space.enumerate()
+    rng = np.random.default_rng(0)
+    convs = np.array([sum(op.startswith("nor_conv") for op in space.edge_ops(a)) for a in cells], dtype=float)
+    valid = 60 + 4 * convs + rng.normal(0, 2, len(cells))
+    test = valid + 8 + rng.normal(0, 1, len(cells))
+    if shuffle_metric:
+        test = rng.permutation(test)
+    pd.DataFrame({"arch_str": [space.arch_str(a) for a in cells], "made_up_valid_12ep": valid,
+                  "made_up_test": test}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def made_up_tables(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tables")
+    return {shuffled: _nb201_full_table(root / f"table_{shuffled}.csv", shuffled) for shuffled in (False, True)}
+
+
+@pytest.mark.parametrize("strategy,extra", [
+    ("random", ["strategy.num_archs=20"]),
+    ("evolution", ["strategy.evaluations=20", "strategy.population=8", "strategy.sample=3"]),
+    ("pnas", ["strategy.beam=4", "strategy.levels=3", "strategy.predictor.members=2", "strategy.predictor.epochs=20"]),
+])
+def test_a_table_search_never_decides_on_the_reported_metric(strategy, extra, made_up_tables, cli, tmp_path):
+    """The default fitness is the table's validation column: with the test column shuffled over the cells, every
+    strategy evaluates the same cells in the same order; only what is reported (the incumbent) changes."""
+    import pandas as pd
+
+    runs = {}
+    for shuffled in (False, True):
+        table = made_up_tables[shuffled]
+        root = tmp_path / f"runs_{shuffled}"
+        res = cli("search", f"strategy={strategy}", "space=nb201", "strategy.evaluator=table", *extra,
+                  f"benchmark.table={table}", "benchmark.metric=made_up_test", "dataset=digits", "--run-root", root)
+        assert res.exit_code == 0, res.output
+        assert "optimises the reported metric" not in res.stderr
+        runs[shuffled] = next((root / "search").iterdir())
+    seen = {s: pd.read_csv(runs[s] / "evaluations.csv", dtype={"arch_id": str}) for s in runs}
+    assert seen[False]["arch_id"].tolist() == seen[True]["arch_id"].tolist()
+    assert seen[False]["fitness"].tolist() == seen[True]["fitness"].tolist()
+    assert seen[False]["metric"].tolist() != seen[True]["metric"].tolist()
+    frame = seen[False]
+    # the incumbent is the metric of the best cell by fitness among the evaluations so far
+    for k in (1, len(frame) // 2, len(frame)):
+        head = frame.iloc[:k]
+        assert frame["incumbent"].iloc[k - 1] == head.loc[head["fitness"].idxmax(), "metric"]
+    assert (frame["table_epochs"] == 12 * frame["evaluation"]).all()
+    protocol = json.loads((runs[False] / "manifest.json").read_text())["summary"]["protocol"]
+    assert protocol["fitness"] == "made_up_valid_12ep" and protocol["metric"] == "made_up_test"
+    assert protocol["evaluations"] == len(frame) and not protocol["fitness_is_metric"]
+
+
+def test_searching_on_the_reported_metric_is_allowed_with_a_recorded_warning(made_up_tables, cli, tmp_path):
+    table = made_up_tables[False]
+    res = cli("search", "strategy=random", "space=nb201", "strategy.evaluator=table", "strategy.num_archs=5",
+              f"benchmark.table={table}", "benchmark.metric=made_up_test", "benchmark.fitness=made_up_test",
+              "dataset=digits", "--run-root", tmp_path / "runs")
+    assert res.exit_code == 0, res.output
+    assert "the search optimises the reported metric" in res.stderr
+    manifest = json.loads((next((tmp_path / "runs" / "search").iterdir()) / "manifest.json").read_text())
+    assert any("optimises the reported metric" in w for w in manifest["summary"]["warnings"])
+    assert manifest["summary"]["protocol"]["fitness_is_metric"]
+    res = cli("search", "strategy=random", "space=nb201", "strategy.evaluator=table", f"benchmark.table={table}",
+              "benchmark.metric=made_up_test", "benchmark.fitness=nope", "dataset=digits", "--run-root", tmp_path / "bad")
+    assert res.exit_code == 2 and "benchmark.fitness 'nope' is not a column" in res.stderr

@@ -41,6 +41,8 @@ class CheckpointConfig:
 class BenchmarkConfig:
     table: str | None = None  # CSV with an arch_str column and accuracy columns (NB201)
     metric: str = "cifar10_test_200ep"  # the column reported as the found cell's true accuracy
+    # the column a table-evaluated search optimises; null: the table's validation column (NB201's protocol)
+    fitness: str | None = None
 
 
 @dataclass

@@ -25,6 +25,7 @@ from nascli.figures import scores_figure
 from nascli.groundtruth import open_table
 from nascli.latency_table import check_method, latency_column
 from nascli.precision import check_settings
+from nascli.protocol import write_evaluations
 from nascli.results import BENCH_PREFIX, candidates_frame, rank_frame
 from nascli.resume import Checkpointer, discard_resume, graceful_signals, restore_rng, take_over
 from nascli.rundir import RunDir
@@ -194,6 +195,9 @@ def _search(ctx: SearchContext, strategy_cls: type[Strategy], saved: dict | None
         if truth_column and truth_column in ranked.columns:
             summary["best_truth"] = {cfg.benchmark.metric: _float(ranked.set_index("arch_id").loc[best.arch_id,
                                                                                               truth_column])}
+        protocol = write_evaluations(run, table)
+        if protocol is not None:
+            summary["protocol"] = protocol
         if ctx.warnings:
             summary["warnings"] = list(ctx.warnings)
         run.update_manifest(summary=summary)

@@ -18,6 +18,8 @@ from nascli.registry import load_plugins, lookup, registrar
 from nascli.strategies.base import Candidate, SearchContext
 from nascli.strategies.short_training import train_candidate, train_on_executor
 
+FITNESS_IS_METRIC = "the search optimises the reported metric"
+
 # How a strategy scores a child; a third party adds one through the `nascli.evaluators` entry-point group.
 EVALUATORS: dict[str, type] = {}
 register_evaluator = registrar(EVALUATORS)
@@ -64,15 +66,24 @@ class TrainEvaluator(Evaluator):
 
 @register_evaluator("table")
 class TableEvaluator(Evaluator):
-    """Look the cell up in benchmark.table (benchmark.metric column): no training at all."""
+    """Look the cell up in benchmark.table: no training at all. The score is the fitness column (the table's
+    validation column by default), never the reported metric unless benchmark.fitness names it; every lookup
+    is logged as an `evaluation` event, from which the search writes evaluations.csv (nascli.protocol)."""
 
     def check(self, ctx: SearchContext) -> None:
         if ctx.benchmark is None:
             raise UserError("strategy.evaluator=table needs a benchmark table; add "
                             "benchmark.table=../shared/benchmarks/nb201/nb201_cifar10.csv")
+        fitness = ctx.benchmark.require_fitness()
+        if fitness == ctx.benchmark.metric and not any(FITNESS_IS_METRIC in w for w in ctx.warnings):
+            ctx.warn(f"benchmark.fitness = benchmark.metric = {fitness}: {FITNESS_IS_METRIC}; NB201's protocol "
+                     "searches on the validation column (drop benchmark.fitness)")
 
     def __call__(self, arch: Arch, ctx: SearchContext) -> Candidate:
-        value = ctx.benchmark.value(ctx.space, arch)
-        if value is None:
+        fitness = ctx.benchmark.fitness(ctx.space, arch)
+        if fitness is None:
             return Candidate(arch, float("nan"), "failed", {"error": "not in the benchmark table"})
-        return Candidate(arch, float(value), "ok", {})
+        # The reported metric is logged beside, for the anytime curve; nothing here decides on it.
+        ctx.log(event="evaluation", arch_id=arch.arch_id, fitness=float(fitness),
+                metric=ctx.benchmark.value(ctx.space, arch))
+        return Candidate(arch, float(fitness), "ok", {})

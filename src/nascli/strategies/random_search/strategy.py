@@ -2,7 +2,8 @@
 
 Sample N distinct architectures uniformly, train each briefly on the train split and
 score it by its final-epoch val accuracy (final, not best epoch: picking the best epoch
-on val would bias the score upward).
+on val would bias the score upward), or look each up in a benchmark table's fitness column
+(`strategy.evaluator=table`), the baseline of a table-evaluated comparison.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from nascli.arch import Arch
 from nascli.errors import UserError
 from nascli.progress import progress_bar
 from nascli.strategies.base import Candidate, SearchContext, Strategy, register_strategy
-from nascli.strategies.short_training import train_candidate, train_on_executor
+from nascli.strategies.evaluators import evaluator_class
 
 
 @dataclass
@@ -23,6 +24,7 @@ class RandomConfig:
     name: str = "random"
     num_archs: int = 16
     epochs: int = 3
+    evaluator: str = "train"  # train: short training, val accuracy | table: benchmark.table lookup (nb201)
 
 
 @register_strategy("random")
@@ -49,10 +51,12 @@ class RandomSearch(Strategy):
                 break  # the space is smaller than n: every architecture was seen
             seen.add(arch.arch_id)
             archs.append(arch)
+        evaluator = evaluator_class(self.cfg.get("evaluator", "train"))(self.cfg)
+        evaluator.check(ctx)
         done = len(self.done)
         with progress_bar("random search", len(archs)) as advance:
             advance(done)
-            for _, cand in self._train(archs[done:], ctx, epochs):
+            for _, cand in evaluator.evaluate_many(archs[done:], ctx):
                 self.done.append(cand)
                 best = max((c.score for c in self.done if c.status == "ok"), default=float("nan"))
                 ctx.log(event="candidate", index=len(self.done), arch_id=cand.arch.arch_id, score=cand.score,
@@ -60,12 +64,6 @@ class RandomSearch(Strategy):
                 ctx.checkpoint(self.state_dict, boundary=True)
                 advance(1, score=round(cand.score, 2), best=round(best, 2))
         return list(self.done)
-
-    @staticmethod
-    def _train(archs, ctx: SearchContext, epochs: int):
-        if ctx.executor is None:
-            return ((i, train_candidate(a, ctx, epochs)) for i, a in enumerate(archs))
-        return train_on_executor(archs, ctx, epochs)
 
     @staticmethod
     def _sample_new(ctx: SearchContext, rng: random.Random, seen: set[str]) -> Arch | None:
@@ -76,11 +74,12 @@ class RandomSearch(Strategy):
         return None
 
     def score(self, archs: Sequence[Arch], ctx: SearchContext) -> list[float]:
-        epochs = int(self.cfg.epochs)
+        evaluator = evaluator_class(self.cfg.get("evaluator", "train"))(self.cfg)
+        evaluator.check(ctx)
         scores = []
-        with progress_bar("training candidates", len(archs)) as advance:
+        with progress_bar("scoring candidates", len(archs)) as advance:
             for arch in archs:
-                scores.append(train_candidate(arch, ctx, epochs).score)
+                scores.append(evaluator(arch, ctx).score)
                 advance(1)
         return scores
 
