@@ -79,8 +79,9 @@ class SearchSpace(ABC):
         return arch.arch_id
 
     def size_key(self, arch: Arch) -> str:
-        """Equal for architectures whose networks have equal parameter and FLOP counts (so a count can be
-        reused); the arch_id unless a space knows better."""
+        """Equal for architectures whose networks have equal parameter and FLOP counts and run the same ops at
+        the same shapes (so a count, or a latency-table prediction, can be reused); the arch_id unless a space
+        knows better."""
         return arch.arch_id
 
     # -- networks ------------------------------------------------------------------

@@ -33,6 +33,9 @@ def evaluator_class(name: str) -> type:
 @dataclass
 class Evaluator(ABC):
     cfg: object  # the strategy's config (epochs, child)
+    # A lookup costs nothing to repeat, and each call is one recorded evaluation of the protocol: a strategy
+    # that would reuse an earlier result for a repeated architecture asks again.
+    lookup = False
 
     def check(self, ctx: SearchContext) -> None:  # noqa: B027 - optional hook: most evaluators need no check
         """Raise UserError before any work if this evaluator cannot run with ctx."""
@@ -69,6 +72,8 @@ class TableEvaluator(Evaluator):
     """Look the cell up in benchmark.table: no training at all. The score is the fitness column (the table's
     validation column by default), never the reported metric unless benchmark.fitness names it; every lookup
     is logged as an `evaluation` event, from which the search writes evaluations.csv (nascli.protocol)."""
+
+    lookup = True
 
     def check(self, ctx: SearchContext) -> None:
         if ctx.benchmark is None:

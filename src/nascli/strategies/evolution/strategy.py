@@ -106,7 +106,7 @@ class Evolution(Strategy):
         def evaluate(arch: Arch) -> Candidate:
             if len(history) < len(replay):
                 return Candidate(arch, float("nan"))  # record() takes the checkpoint's result
-            if arch.arch_id in known:
+            if arch.arch_id in known and not evaluator.lookup:
                 # A child equal to an earlier architecture counts as an evaluation, as in the paper; its
                 # result is the earlier one (training is seeded by arch_id, so it would be the same).
                 old = known[arch.arch_id]
