@@ -132,6 +132,32 @@ def search(*, run_root: PathLike = "runs", config_dir: PathLike | None = None, r
     return Run(out.run.path, out)
 
 
+def sweep(command: str = "search", *, resume: PathLike | None = None, run_root: PathLike = "runs",
+          config_dir: PathLike | None = None, overrides: Sequence[str] = (), argv: list[str] | None = None,
+          **settings: Any):
+    """`nas search -m`: one search per point of the grid the overrides' comma lists, range() and glob() span
+    (`seed="range(0,100)"`, `strategy="random,evolution"`); or, with `resume`, finish a killed sweep. Returns
+    the sweep's outcome (.folder, .jobs as a DataFrame, .failed)."""
+    from nascli.sweep import SweepPlan, open_sweep, plan_sweep, run_sweep
+
+    if resume is not None:
+        folder, doc = open_sweep(resume)
+        plan = SweepPlan(doc["command"], doc["overrides"], doc["grid"], doc["job_overrides"])
+        out = run_sweep(plan, run_root=Path(doc["run_root"]), argv=doc["argv"], config_dir=doc.get("config_dir"),
+                        folder=folder)
+    else:
+        if command != "search":
+            raise UserError(f"sweeps run `search` jobs; {command} -m is not supported yet")
+        items = as_overrides(overrides, settings)
+        plan = plan_sweep(command, items, config_dir)
+        out = run_sweep(plan, run_root=Path(run_root), argv=argv or _argv("search -m", items), config_dir=config_dir)
+    # The experiment's page comes with it (summary.csv, pairwise.csv, anytime curves): `nas report` rewrites it.
+    from nascli.commands.report import sweep_report
+
+    out.report = sweep_report(str(out.folder))
+    return out
+
+
 def retrain(arch: PathLike | Arch, *, seeds: Sequence[int] | None = None, run_root: PathLike = "runs",
             config_dir: PathLike | None = None, overrides: Sequence[str] = (), **settings: Any) -> Run | list[Run]:
     """`nas retrain`: train an architecture from scratch (an Arch, arch.json, run directory, checkpoint or

@@ -86,13 +86,23 @@ def _argv(ctx: typer.Context) -> list[str]:
 @app.command()
 @user_errors
 def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_config: bool = PRINT_CONFIG,
-           config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT, resume: str | None = RESUME):
+           config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT, resume: str | None = RESUME,
+           multirun: bool = typer.Option(False, "--multirun", "-m", help="Sweep: one search per point of the grid "
+                                         "that comma lists, range() and glob() span (Hydra's grammar); with "
+                                         "--resume SWEEP: finish a killed sweep.")):
     """Search a space with a strategy; write ranked architectures and the best arch.json."""
     from nascli import api
     from nascli.config import compose
+    from nascli.sweep import is_sweep
     from nascli.tables import ranked_table
 
     overrides = list(overrides or [])
+    if multirun or (resume is not None and is_sweep(resume)):
+        if resume is not None and not is_sweep(resume):
+            raise UserError(f"{resume} is not a sweep (no sweep.yaml); -m --resume takes a folder under runs/sweep/")
+        _show_sweep(api.sweep(resume=resume, overrides=overrides, run_root=run_root, config_dir=config_dir,
+                              argv=_argv(ctx)))
+        return
     if print_config and resume is None:
         _print_yaml(compose("search", overrides, config_dir))
         return
@@ -110,6 +120,18 @@ def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_co
         typer.echo(f"nas: warning: {warning}", err=True)
     stdout.print(f"run: {out.run.path}\nbest: {out.best.arch_id} -> {out.run.path / 'arch.json'}  (retrain with "
                  f"`nas retrain {out.run.path / 'arch.json'}`)", markup=False, highlight=False, soft_wrap=True)
+
+
+def _show_sweep(out) -> None:
+    from nascli.tables import sweep_table
+
+    stdout.print(sweep_table(out.jobs, f"sweep: {len(out.jobs)} jobs, {out.failed} failed"))
+    stdout.print(f"sweep: {out.folder}", markup=False, highlight=False, soft_wrap=True)
+    stdout.print(f"report: {out.report}", markup=False, highlight=False, soft_wrap=True)
+    if out.failed:
+        typer.echo(f"nas: error: {out.failed} of {len(out.jobs)} job(s) failed (status and error in "
+                   f"{out.folder / 'jobs.csv'})", err=True)
+        raise typer.Exit(1)
 
 
 TOP = typer.Option(None, "--top", help="Batch: retrain the K best architectures of a search or rank run.",

@@ -53,8 +53,15 @@ def open_run(ref: str, run_root: Path) -> RunDir:
 
 
 def run_report(refs: list[str], *, run_root: Path) -> ReportOutcome:
+    """A page per run, and one per sweep folder (runs/sweep/<stamp>: its statistics, see sweep_summary)."""
+    from nascli.sweep import is_sweep
+
+    sweeps = [ref for ref in refs if is_sweep(ref)]
+    refs = [ref for ref in refs if ref not in sweeps]
+    pages = [sweep_report(ref) for ref in sweeps]
+    if sweeps and not refs:
+        return ReportOutcome(pages, None)
     runs = [open_run(ref, run_root) for ref in refs] if refs else [latest_of_any_kind(run_root)]
-    pages = []
     for run in runs:
         page = run.path / REPORT
         write_text(page, run_page(run))
@@ -66,3 +73,11 @@ def run_report(refs: list[str], *, run_root: Path) -> ReportOutcome:
         comparison = folder / REPORT
         write_text(comparison, comparison_page(runs))
     return ReportOutcome(pages, comparison)
+
+
+def sweep_report(ref: str) -> Path:
+    from nascli.reporting.sweep_page import write_sweep_report
+    from nascli.sweep import open_sweep, read_jobs
+
+    folder, doc = open_sweep(ref)
+    return write_sweep_report(folder, doc, read_jobs(folder))

@@ -1,0 +1,259 @@
+"""`nas search -m KEY=a,b seed='range(0,100)' ...`: one command, the Cartesian product of the swept values.
+
+The grammar is Hydra's: its override parser reads comma lists, `range()`, `glob()` and quoting, and its basic
+sweeper's `split_arguments` builds the grid, so a sweep expands exactly as `@hydra.main`'s multirun would (the
+app composes with the compose API, where multirun itself is not available). In a sweep a comma list is a sweep;
+a list value is written in brackets (`rank_mean=[synflow,params]`).
+
+Each job is a normal search run, under the sweep's folder (`jobs/<job>/search/<run>`, its latency-table cache
+shared with the run root's). The sweep folder `runs/sweep/<stamp>/` holds `sweep.yaml` (the command and the
+grid) and `jobs.csv` (each job's overrides, run directory, status, wall time and headline result), rewritten
+as each job ends. Jobs go through the executor (`executor.workers`: a pool of single-threaded workers on the
+local machine, or Ray, or SLURM); inside a job `executor.workers=1`: a job never starts a pool of its own.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from nascli.errors import UserError
+from nascli.rundir import RunDir
+
+SWEEP_FILE, JOBS_FILE = "sweep.yaml", "jobs.csv"
+MAX_JOBS_KEY, DEFAULT_MAX_JOBS = "sweep.max_jobs", 10_000
+JOB_COLUMNS = ["job", "overrides", "status", "run_dir", "wall_s", "headline_key", "headline", "error"]
+
+
+@dataclass
+class SweepPlan:
+    command: str
+    overrides: list[str]  # as given (with the sweep syntax)
+    grid: dict[str, list[str]]  # swept key -> its values, in order
+    jobs: list[list[str]]  # each job's plain overrides
+
+
+def plan_sweep(command: str, overrides: list[str], config_dir: Path | None = None) -> SweepPlan:
+    """Expand the overrides into jobs; every UserError (grammar, no swept value, too many jobs, an unknown key or
+    value in any job) comes here, before any job starts."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    from nascli.config import compose
+
+    rest, max_jobs = _max_jobs(overrides)
+    parsed = _parse(rest, config_dir)
+    grid = {o.get_key_element(): list(o.sweep_string_iterator()) for o in parsed if o.is_sweep_override()}
+    if not grid:
+        raise UserError("-m sweeps comma lists, range() or glob(), and no override has one; e.g. seed=0,1,2 or "
+                        "seed='range(0,10)' (or drop -m for one run)")
+    total = math.prod(len(v) for v in grid.values())
+    if total > max_jobs:
+        raise UserError(f"the grid has {total:,} jobs, more than {MAX_JOBS_KEY}={max_jobs:,}; raise it with "
+                        f"{MAX_JOBS_KEY}={total} if you mean it")
+    jobs = BasicSweeper.split_arguments(parsed, None)[0]
+    # A job's config depends on its overrides; the seed cannot make one invalid, so each distinct setting of the
+    # other keys is composed once (3 strategies x 100 seeds: 3 compositions).
+    checked = set()
+    for job in jobs:
+        key = tuple(o for o in job if o.split("=", 1)[0] != "seed")
+        if key not in checked:
+            checked.add(key)
+            try:
+                compose(command, job, config_dir)
+            except UserError as e:
+                raise UserError(f"job {' '.join(job)}: {e}") from None
+    return SweepPlan(command, list(overrides), grid, jobs)
+
+
+def _max_jobs(overrides: list[str]) -> tuple[list[str], int]:
+    rest, limit = [], DEFAULT_MAX_JOBS
+    for o in overrides:
+        if o.startswith(MAX_JOBS_KEY + "="):
+            value = o.split("=", 1)[1]
+            if not value.isdigit() or int(value) < 1:
+                raise UserError(f"{o} is not a job count; write {MAX_JOBS_KEY}=N with N >= 1")
+            limit = int(value)
+        else:
+            rest.append(o)
+    return rest, limit
+
+
+def _parse(overrides: list[str], config_dir: Path | None):
+    """Hydra's own parse, with its config loader so that glob() sees the config groups' options."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from nascli.config import conf_dir
+
+    extra = []
+    if config_dir is not None:
+        extra = [f"hydra.searchpath=[file://{Path(config_dir).expanduser().resolve()}]"]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="nas"):
+            parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+            return [o for o in parser.parse_overrides(overrides + extra) if o.get_key_element() != "hydra.searchpath"]
+    except HydraException as e:
+        message = " ".join(str(e).split())
+        raise UserError(f"cannot read the sweep: {message[:300]}; see Hydra's override grammar "
+                        "(a,b  range(0,10)  glob(*))") from None
+
+
+# -- running ------------------------------------------------------------------------------------------------
+@dataclass
+class SweepOutcome:
+    folder: Path
+    jobs: pd.DataFrame
+    failed: int
+    report: Path | None = None  # report.html, once written
+
+
+def new_sweep_folder(run_root: Path) -> Path:
+    import secrets
+
+    folder = Path(run_root) / "sweep" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(2)}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def run_sweep(plan: SweepPlan, *, run_root: Path, argv: list[str], config_dir: Path | None = None,
+              folder: Path | None = None) -> SweepOutcome:
+    """Run (or, with `folder`, resume) a sweep: finished jobs are kept, an interrupted job is resumed from its
+    checkpoint, the rest run; a job that fails is marked failed with its one-line error and the rest go on."""
+    from nascli.atomic import write_text
+    from nascli.config import compose
+    from nascli.executors import make_executor
+    from nascli.progress import progress_bar
+
+    folder = folder or new_sweep_folder(run_root)
+    if not (folder / SWEEP_FILE).is_file():
+        write_text(folder / SWEEP_FILE, yaml.safe_dump({
+            "format": "nascli.sweep/1", "command": plan.command, "argv": list(argv), "overrides": plan.overrides,
+            "grid": plan.grid, "jobs": len(plan.jobs), "job_overrides": plan.jobs,
+            "run_root": str(Path(run_root).resolve()),
+            "config_dir": str(Path(config_dir).resolve()) if config_dir else None}, sort_keys=False))
+    table = _job_table(folder, plan)
+    todo = []
+    for i, job in enumerate(plan.jobs):
+        if table.at[i, "status"] == "done":
+            continue
+        root = _job_root(folder, i, run_root)
+        run = _run_of(root, plan.command)
+        if run is not None and run.status == "done":
+            table.loc[i, ["status", "run_dir"]] = ["done", str(run.path)]
+            table.loc[i, ["headline_key", "headline"]] = headline(run)
+            continue
+        resume = str(run.path) if run is not None and run.status == "interrupted" else None
+        todo.append({"job": i, "overrides": [*job, "executor.workers=1"], "root": str(root), "resume": resume})
+    _write(folder, table)
+    first = compose(plan.command, plan.jobs[0], config_dir)
+    executor = make_executor(first.executor, first.device)
+    shared = {"command": plan.command, "config_dir": str(config_dir) if config_dir else None, "argv": list(argv),
+              "folder": str(folder)}
+    with progress_bar(f"sweep ({len(plan.jobs)} jobs)", len(plan.jobs)) as advance:
+        advance(len(plan.jobs) - len(todo))
+        for n, result in executor.run(sweep_job, shared, todo):
+            i = todo[n]["job"]
+            if not isinstance(result, dict):  # TaskFailure: the job crashed (a bug, not bad input)
+                result = {"status": "failed", "error": result.error}
+            for key, value in result.items():
+                table.at[i, key] = value
+            _write(folder, table)
+            advance(1, failed=int((table["status"] == "failed").sum()))
+    return SweepOutcome(folder, table, int((table["status"] == "failed").sum()))
+
+
+def sweep_job(shared: dict, task: dict) -> dict:
+    """One job, in whatever process the executor runs it: a search run under the job's own root."""
+    from nascli.commands.search import resume_search, run_search
+    from nascli.config import compose
+
+    started = time.perf_counter()
+    root = Path(task["root"])
+    try:
+        if task.get("resume"):
+            out = resume_search(task["resume"], [], run_root=root)
+        else:
+            cfg = compose(shared["command"], task["overrides"], shared["config_dir"])
+            out = run_search(cfg, run_root=root, argv=[*shared["argv"], f"[sweep job {task['job']}]"],
+                             overrides=task["overrides"])
+    except UserError as e:
+        return {"status": "failed", "error": str(e), "wall_s": round(time.perf_counter() - started, 2)}
+    key, value = headline(out.run)
+    return {"status": "done", "run_dir": str(out.run.path), "wall_s": round(time.perf_counter() - started, 2),
+            "headline_key": key, "headline": value, "error": ""}
+
+
+def headline(run: RunDir) -> tuple[str, float | None]:
+    """A search's result in one number: the protocol's final incumbent (the reported metric of the best cell by
+    fitness), else the benchmark truth of the chosen cell, else its score."""
+    summary = RunDir.open(run.path).manifest.get("summary", {})
+    if "protocol" in summary:
+        return f"incumbent ({summary['protocol']['metric']})", summary["protocol"]["final_incumbent"]
+    for metric, value in (summary.get("best_truth") or {}).items():
+        return metric, value
+    return "best_score", summary.get("best_score")
+
+
+def _job_root(folder: Path, job: int, run_root: Path) -> Path:
+    """Job `job`'s run root; its latency-table cache is the run root's, so jobs do not time the table again."""
+    root = folder / "jobs" / f"{job:05d}"
+    root.mkdir(parents=True, exist_ok=True)
+    shared_cache = Path(run_root) / ".cache"
+    shared_cache.mkdir(parents=True, exist_ok=True)
+    link = root / ".cache"
+    if not link.exists():
+        os.symlink(shared_cache.resolve(), link)
+    return root
+
+
+def _run_of(root: Path, command: str) -> RunDir | None:
+    base = root / command
+    runs = sorted(p for p in base.glob("*") if (p / RunDir.MANIFEST).is_file()) if base.is_dir() else []
+    return RunDir.open(runs[-1]) if runs else None
+
+
+def _job_table(folder: Path, plan: SweepPlan) -> pd.DataFrame:
+    path = folder / JOBS_FILE
+    if path.is_file():
+        table = read_jobs(folder)
+        table["status"] = table["status"].where(table["status"] == "done", "pending")
+        return table.astype({"run_dir": object, "error": object, "headline_key": object})
+    return pd.DataFrame({"job": range(len(plan.jobs)), "overrides": [" ".join(j) for j in plan.jobs],
+                         "status": "pending", "run_dir": "", "wall_s": math.nan, "headline_key": "",
+                         "headline": math.nan, "error": ""}, columns=JOB_COLUMNS).astype(
+        {"run_dir": object, "error": object, "headline_key": object})
+
+
+def _write(folder: Path, table: pd.DataFrame) -> None:
+    from nascli.atomic import write_csv
+
+    write_csv(folder / JOBS_FILE, table)
+
+
+def open_sweep(ref: str | Path) -> tuple[Path, dict]:
+    """A sweep folder and its sweep.yaml; UserError for anything that is not one."""
+    folder = Path(ref).expanduser()
+    if not (folder / SWEEP_FILE).is_file():
+        raise UserError(f"{folder} is not a sweep (no {SWEEP_FILE}); pass a folder under runs/sweep/")
+    return folder, yaml.safe_load((folder / SWEEP_FILE).read_text())
+
+
+def read_jobs(folder: Path) -> pd.DataFrame:
+    path = Path(folder) / JOBS_FILE
+    if not path.is_file():
+        raise UserError(f"{folder} has no {JOBS_FILE}: the sweep never started a job; run it again with "
+                        f"nas search --resume {folder}")
+    return pd.read_csv(path, dtype={"overrides": str, "run_dir": str, "error": str, "headline_key": str})
+
+
+def is_sweep(ref: str | Path) -> bool:
+    return (Path(ref).expanduser() / SWEEP_FILE).is_file()
