@@ -30,6 +30,7 @@ class BudgetConfig:
     levels: int = 3  # blocks (pnas B) a progressive search grows cells to
     beam: int = 8  # cells kept and evaluated per level after the first (pnas K)
     max_evaluations: int | None = None  # cap on candidates evaluated one by one (pnas)
+    rounds: int = 0  # pnas: rounds of K expansions after level B
 
 
 @dataclass
@@ -147,6 +148,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     **{f"budget.{k}": POSITIVE for k in ("epochs", "search_epochs", "candidates", "candidate_epochs", "batch_size",
                                          "max_batches", "search_batch_size", "hypernet_epochs", "scored_candidates",
                                          "levels", "beam", "max_evaluations")},
+    "budget.rounds": (0, None),
     "budget.warmup_epochs": (0, None),
     "dataset.subset": POSITIVE, "dataset.test_subset": POSITIVE, "dataset.resize": POSITIVE,
     "dataset.crop_padding": (0, None),
