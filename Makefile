@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 RUNS   ?= runs
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench bench-paths clean
+.PHONY: help install run test lint docs bench bench-paths clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,7 +29,11 @@ test: $(STAMP) ## Run the test suite (two workers, one thread each: tests/confte
 	$(BIN)/pytest -q -n 2 --dist loadgroup --durations=15
 
 lint: $(STAMP) ## Static checks (ruff)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts examples
+
+docs: $(STAMP) ## The documentation site -> site/ (reference tables checked against the registries, strict build)
+	$(BIN)/python scripts/gen_reference.py --check
+	$(BIN)/mkdocs build --strict --site-dir site
 
 bench: $(STAMP) ## Benchmarks against in-process references -> bench/*.json
 	$(BIN)/python bench/run.py --out bench/results.json
@@ -47,5 +51,5 @@ bench-paths: $(STAMP) ## Whole searches and retrains, precision auto vs float32 
 	$(BIN)/python bench/precision_paths.py --out bench/precision_paths.json
 
 clean: ## Remove build artefacts, caches and run directories
-	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache $(RUNS)
+	rm -rf build dist site src/*.egg-info .pytest_cache .ruff_cache $(RUNS)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -86,8 +86,17 @@ PROBE = """<script>window.addEventListener('load', () => {
   const imgs = [...document.images];
   const broken = imgs.filter(i => !i.complete || i.naturalWidth === 0).length;
   const svgs = [...document.querySelectorAll('svg')].filter(s => s.getBoundingClientRect().width > 0).length;
-  document.body.setAttribute('data-probe', JSON.stringify({images: imgs.length, broken, svgs}));
+  const rows = [...document.querySelectorAll('tbody tr, table > tr')].map(r => r.getBoundingClientRect().height);
+  const line = parseFloat(getComputedStyle(document.body).fontSize) * 1.2;
+  document.body.setAttribute('data-probe', JSON.stringify({images: imgs.length, broken, svgs,
+    width: document.documentElement.scrollWidth, tallest_row: Math.max(0, ...rows), line}));
 });</script>"""
+
+
+def assert_fits(probe: dict, page: str) -> None:
+    """The page fits a 1280-pixel window with no horizontal scrolling, and every table row is one line."""
+    assert probe["width"] <= 1280, (page, probe)
+    assert probe["tallest_row"] <= 2 * probe["line"] + 4, (page, probe)  # one line of text plus cell padding
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess:
@@ -111,10 +120,11 @@ def test_reports_render_in_a_real_browser(cli, runs, tmp_path):
         page = first[kind] / "report.html"
         probed = tmp_path / f"{kind}.html"
         probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
-        dom = _chromium("--dump-dom", probed.as_uri())
+        dom = _chromium("--dump-dom", "--window-size=1280,1600", probed.as_uri())
         assert dom.returncode == 0, dom.stderr[-2000:]
         probe = json.loads(dom.stdout.split('data-probe="', 1)[1].split('"', 1)[0].replace("&quot;", '"'))
         assert probe["broken"] == 0 and probe["images"] + probe["svgs"] >= 1, (kind, probe)
+        assert_fits(probe, kind)
         assert kind != "search" or probe["svgs"] >= 2  # the normal and reduce cells were drawn
         if kind in expected:
             assert expected[kind] in dom.stdout

@@ -19,7 +19,7 @@ from nascli.resume import KILL_ENV
 from nascli.sweep import plan_sweep
 from nascli.sweep_summary import SweepData, curve_by_evaluations, curve_by_seconds, pairwise, summarize
 from tests.conftest import SHARED, needs_shared
-from tests.test_report import CHROMIUM, PROBE, _chromium
+from tests.test_report import CHROMIUM, PROBE, _chromium, assert_fits
 
 pytestmark = pytest.mark.xdist_group("sweep")
 
@@ -230,10 +230,63 @@ def test_sweep_page_renders_in_a_real_browser(table_sweep, tmp_path):
     page = table_sweep / "report.html"
     probed = tmp_path / "sweep.html"
     probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
-    dom = _chromium("--dump-dom", probed.as_uri())
+    dom = _chromium("--dump-dom", "--window-size=1280,1600", probed.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     probe = json.loads(dom.stdout.split('data-probe="', 1)[1].split('"', 1)[0].replace("&quot;", '"'))
     assert probe["broken"] == 0 and probe["images"] == 2  # the two anytime curves
+    assert_fits(probe, "sweep")
     summary = pd.read_csv(table_sweep / "summary.csv")
     assert f"{summary['mean'].iloc[0]:.2f} ± {summary['std'].iloc[0]:.2f}" in dom.stdout
     assert "strategy=evolution" in dom.stdout and "Pairwise differences" in dom.stdout
+
+
+# -- rank and retrain sweeps ------------------------------------------------------------------------------------
+@needs_shared
+def test_rank_sweep_and_its_correlation_per_group(cli, run_root):
+    from scipy import stats
+
+    table = SHARED / "benchmarks" / "nb201" / "nb201_cifar10.csv"
+    res = cli("rank", "-m", "--sample", "30", "space=nb201", "dataset=digits", "proxy=params,flops", "seed=0,1",
+              f"benchmark.table={table}", "executor.workers=1", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    folder = sweep_folder(run_root)
+    jobs = pd.read_csv(folder / "jobs.csv")
+    assert list(jobs["status"]) == ["done"] * 4
+    for job in jobs.itertuples():  # the headline is tau-b of the ranking column against the table, every row counted
+        frame = pd.read_csv(Path(job.run_dir) / "archs.csv")
+        proxy = job.overrides.split("proxy=")[1].split()[0]
+        assert len(frame) == 30
+        expected = stats.kendalltau(frame[proxy], frame["bench_cifar10_test_200ep"], variant="b").statistic
+        assert job.headline == pytest.approx(expected)
+    res = cli("correlate", folder, "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    summary = pd.read_csv(folder / "correlation_summary.csv").set_index(["group", "proxy"])
+    assert list(dict.fromkeys(summary.index.get_level_values(0))) == ["proxy=params", "proxy=flops"]
+    assert (summary["jobs"] == 2).all()
+    for group, rows in jobs.assign(group=[f"proxy={o.split('proxy=')[1].split()[0]}" for o in jobs["overrides"]]
+                                   ).groupby("group"):
+        proxy = group.split("=")[1]
+        taus = []
+        for run_dir in rows["run_dir"]:  # each job got its own correlate run beside it
+            (correlate_run,) = (Path(run_dir).parents[1] / "correlate").iterdir()
+            results = json.loads((correlate_run / "correlation.json").read_text())["results"]
+            taus.append(next(r for r in results if r["proxy"] == proxy)["kendall_tau"])
+        row = summary.loc[(group, proxy)]
+        assert row["tau_mean"] == pytest.approx(np.mean(taus)) and row["tau_std"] == pytest.approx(np.std(taus, ddof=1))
+        assert row["tau_ci_low"] <= row["tau_mean"] <= row["tau_ci_high"]
+
+
+def test_retrain_sweep_runs_one_retrain_per_job(cli, run_root):
+    res = cli("retrain", "-m", "darts:DARTS_V2", "dataset=digits", "budget=smoke", "space.retrain.channels=4",
+              "space.retrain.layers=3", "seed=0,1", "executor.workers=1", "--run-root", run_root)
+    assert res.exit_code == 0, res.output
+    jobs = pd.read_csv(sweep_folder(run_root) / "jobs.csv")
+    assert list(jobs["status"]) == ["done", "done"] and (jobs["headline_key"] == "test_acc").all()
+    for job in jobs.itertuples():
+        result = json.loads((Path(job.run_dir) / "result.json").read_text())
+        assert result["test_acc"] == job.headline and result["seed"] == job.job
+
+
+def test_correlate_refuses_a_sweep_of_searches(cli, pooled_sweep):
+    res = cli("correlate", pooled_sweep)
+    assert res.exit_code == 2 and "sweep of rank runs" in res.stderr

@@ -134,23 +134,28 @@ def search(*, run_root: PathLike = "runs", config_dir: PathLike | None = None, r
 
 def sweep(command: str = "search", *, resume: PathLike | None = None, run_root: PathLike = "runs",
           config_dir: PathLike | None = None, overrides: Sequence[str] = (), argv: list[str] | None = None,
-          **settings: Any):
-    """`nas search -m`: one search per point of the grid the overrides' comma lists, range() and glob() span
-    (`seed="range(0,100)"`, `strategy="random,evolution"`); or, with `resume`, finish a killed sweep. Returns
-    the sweep's outcome (.folder, .jobs as a DataFrame, .failed)."""
+          sources: Sequence[PathLike] = (), sample: int | None = None, every: bool = False,
+          arch: PathLike | None = None, **settings: Any):
+    """`nas search|rank|retrain -m`: one run per point of the grid the overrides' comma lists, range() and glob()
+    span (`seed="range(0,100)"`, `strategy="random,evolution"`); or, with `resume`, finish a killed sweep. A rank
+    sweep takes `sources`/`sample`/`every` as `nas rank` does, a retrain sweep its `arch`. Returns the sweep's
+    outcome (.folder, .jobs as a DataFrame, .failed, .report: the sweep's page)."""
     from nascli.sweep import SweepPlan, open_sweep, plan_sweep, run_sweep
 
     if resume is not None:
         folder, doc = open_sweep(resume)
-        plan = SweepPlan(doc["command"], doc["overrides"], doc["grid"], doc["job_overrides"])
+        plan = SweepPlan(doc["command"], doc["overrides"], doc["grid"], doc["job_overrides"], doc.get("args") or {})
         out = run_sweep(plan, run_root=Path(doc["run_root"]), argv=doc["argv"], config_dir=doc.get("config_dir"),
                         folder=folder)
     else:
-        if command != "search":
-            raise UserError(f"sweeps run `search` jobs; {command} -m is not supported yet")
         items = as_overrides(overrides, settings)
-        plan = plan_sweep(command, items, config_dir)
-        out = run_sweep(plan, run_root=Path(run_root), argv=argv or _argv("search -m", items), config_dir=config_dir)
+        args = ({"sources": [str(s) for s in sources], "sample": sample, "every": every} if command == "rank"
+                else {"arch": str(arch)} if command == "retrain" else {})
+        if command == "retrain" and arch is None:
+            raise UserError("nas retrain -m needs the architecture to retrain: nas retrain -m ARCH seed=0,1,2")
+        plan = plan_sweep(command, items, config_dir, args, Path(run_root))
+        out = run_sweep(plan, run_root=Path(run_root), argv=argv or _argv(f"{command} -m", items),
+                        config_dir=config_dir)
     # The experiment's page comes with it (summary.csv, pairwise.csv, anytime curves): `nas report` rewrites it.
     from nascli.commands.report import sweep_report
 
@@ -195,11 +200,17 @@ def rank(*sources: PathLike, sample: int | None = None, every: bool = False, run
 
 def correlate(source: PathLike | None = None, *, run_root: PathLike = "runs", config_dir: PathLike | None = None,
               overrides: Sequence[str] = (), argv: list[str] | None = None, **settings: Any) -> Run:
-    """`nas correlate`: Kendall tau, Spearman rho and Pearson r (with intervals) of scores against the truth."""
+    """`nas correlate`: Kendall tau, Spearman rho and Pearson r (with intervals) of scores against the truth. A
+    sweep of rank runs as the source: each job correlated, τ per group with intervals (a SweepCorrelation)."""
     from nascli.commands.correlate import run_correlate
     from nascli.config import compose
+    from nascli.sweep import is_sweep
 
     items = as_overrides(overrides, settings)
+    if source is not None and is_sweep(source):
+        from nascli.sweep_correlation import correlate_sweep
+
+        return correlate_sweep(str(source), items, config_dir, argv)
     cfg = compose("correlate", items, config_dir)
     out = run_correlate(cfg, source=str(source) if source is not None else None, run_root=Path(run_root),
                         argv=argv or _argv("correlate", [*([str(source)] if source else []), *items]),

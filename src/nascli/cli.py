@@ -83,13 +83,16 @@ def _argv(ctx: typer.Context) -> list[str]:
     return argv
 
 
+MULTIRUN = typer.Option(False, "--multirun", "-m", help="Sweep: one run per point of the grid that comma lists, "
+                        "range() and glob() span (Hydra's grammar), written under runs/sweep/; --resume SWEEP "
+                        "finishes a killed sweep.")
+
+
 @app.command()
 @user_errors
 def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_config: bool = PRINT_CONFIG,
            config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT, resume: str | None = RESUME,
-           multirun: bool = typer.Option(False, "--multirun", "-m", help="Sweep: one search per point of the grid "
-                                         "that comma lists, range() and glob() span (Hydra's grammar); with "
-                                         "--resume SWEEP: finish a killed sweep.")):
+           multirun: bool = MULTIRUN):
     """Search a space with a strategy; write ranked architectures and the best arch.json."""
     from nascli import api
     from nascli.config import compose
@@ -100,7 +103,7 @@ def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_co
     if multirun or (resume is not None and is_sweep(resume)):
         if resume is not None and not is_sweep(resume):
             raise UserError(f"{resume} is not a sweep (no sweep.yaml); -m --resume takes a folder under runs/sweep/")
-        _show_sweep(api.sweep(resume=resume, overrides=overrides, run_root=run_root, config_dir=config_dir,
+        _show_sweep(api.sweep("search", resume=resume, overrides=overrides, run_root=run_root, config_dir=config_dir,
                               argv=_argv(ctx)))
         return
     if print_config and resume is None:
@@ -150,12 +153,24 @@ def retrain(ctx: typer.Context, arch: str = typer.Argument(..., help="arch.json,
             config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT,
             resume: bool = typer.Option(False, "--resume", help="Continue the interrupted retrain run ARCH (or "
                                         "`latest`); with --top/--sample: skip the batch's finished retrains and "
-                                        "resume the interrupted one.")):
+                                        "resume the interrupted one."),
+            multirun: bool = MULTIRUN):
     """Train an architecture from scratch (or many from a run); write val/test accuracy, params, FLOPs."""
+    from nascli import api
     from nascli.commands.retrain import plan_retrain, resume_retrain, run_plan
     from nascli.rundir import RunDir
+    from nascli.sweep import is_sweep
     from nascli.tables import batch_table
 
+    if multirun or (resume and is_sweep(arch)):
+        if top is not None or sample is not None or seeds is not None:
+            raise UserError("retrain -m sweeps one architecture over its overrides; write seeds as seed=0,1,2 and "
+                            "drop --top/--sample/--seeds")
+        if resume and not is_sweep(arch):
+            raise UserError(f"{arch} is not a sweep (no sweep.yaml); -m --resume takes a folder under runs/sweep/")
+        _show_sweep(api.sweep("retrain", resume=arch if resume else None, arch=arch, overrides=list(overrides or []),
+                              run_root=run_root, config_dir=config_dir, argv=_argv(ctx)))
+        return
     if resume and top is None and sample is None:
         _show_retrain(resume_retrain(RunDir.resumable(arch, run_root, "retrain"), list(overrides or []), _warn))
         return
@@ -206,7 +221,7 @@ def rank(ctx: typer.Context,
                                                  help="Run directories, arch.json or CSV files to rank, then Hydra "
                                                       "overrides (proxy=synflow,naswot space=nb201 ...)."),
          sample: int | None = SAMPLE_RANK, every: bool = ALL_RANK, print_config: bool = PRINT_CONFIG,
-         config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
+         config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT, multirun: bool = MULTIRUN):
     """Score architectures with zero-cost proxies, size baselines, or a search run's own strategy."""
     from nascli import api
     from nascli.commands.rank import resolve_sources
@@ -214,6 +229,10 @@ def rank(ctx: typer.Context,
     from nascli.tables import ranked_table
 
     refs, overrides = _split_args(args)
+    if multirun:
+        _show_sweep(api.sweep("rank", sources=refs, sample=sample, every=every, overrides=overrides,
+                              run_root=run_root, config_dir=config_dir, argv=_argv(ctx)))
+        return
     if print_config:
         sources = resolve_sources(refs, overrides, sample, run_root, every)
         _print_yaml(compose("rank", sources.inherited + overrides, config_dir))
@@ -252,8 +271,10 @@ def report(runs: list[str] | None = typer.Argument(None, show_default=False, met
 @user_errors
 def correlate(ctx: typer.Context,
               args: list[str] | None = typer.Argument(None, show_default=False, metavar="[SOURCE] [KEY=VALUE]...",
-                                                      help="A search or rank run, or a CSV (default: the latest "
-                                                           "search run), then overrides such as proxy=COL truth=COL."),
+                                                      help="A search or rank run (latest: the newest of "
+                                                           "either), a CSV, or a sweep of rank runs (default: the "
+                                                           "latest search run), then overrides such as proxy=COL "
+                                                           "truth=COL."),
               print_config: bool = PRINT_CONFIG, config_dir: Path | None = CONFIG_DIR, run_root: Path = RUN_ROOT):
     """How well proxy scores order architectures by true accuracy (Kendall τ, Spearman ρ, Pearson r, CIs)."""
     from nascli import api
@@ -267,6 +288,17 @@ def correlate(ctx: typer.Context,
     cfg = compose("correlate", overrides, config_dir)
     if print_config:
         _print_yaml(cfg)
+        return
+    from nascli.sweep import is_sweep
+
+    if refs and is_sweep(refs[0]):
+        from nascli.tables import sweep_correlation_table
+
+        swept = api.correlate(refs[0], config_dir=config_dir, overrides=overrides, argv=_argv(ctx))
+        stdout.print(sweep_correlation_table(swept.summary, f"τ per group over {swept.per_job['job'].nunique()} "
+                                                             "rank runs (mean ± sd over jobs, 95% interval of the mean)"))
+        stdout.print(f"summary: {swept.folder / 'correlation_summary.csv'}", markup=False, highlight=False,
+                     soft_wrap=True)
         return
     out = api.correlate(refs[0] if refs else None, run_root=run_root, config_dir=config_dir, overrides=overrides,
                         argv=_argv(ctx)).outcome

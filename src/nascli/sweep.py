@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -38,15 +38,21 @@ class SweepPlan:
     overrides: list[str]  # as given (with the sweep syntax)
     grid: dict[str, list[str]]  # swept key -> its values, in order
     jobs: list[list[str]]  # each job's plain overrides
+    args: dict = field(default_factory=dict)  # what is not an override: rank's sources/sample/every, retrain's arch
 
 
-def plan_sweep(command: str, overrides: list[str], config_dir: Path | None = None) -> SweepPlan:
+COMMANDS = ("search", "rank", "retrain")
+
+
+def plan_sweep(command: str, overrides: list[str], config_dir: Path | None = None, args: dict | None = None,
+               run_root: Path = Path("runs")) -> SweepPlan:
     """Expand the overrides into jobs; every UserError (grammar, no swept value, too many jobs, an unknown key or
     value in any job) comes here, before any job starts."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    from nascli.config import compose
-
+    if command not in COMMANDS:
+        raise UserError(f"{command} -m is not a sweep; sweeps run {', '.join(COMMANDS)}")
+    args = dict(args or {})
     rest, max_jobs = _max_jobs(overrides)
     parsed = _parse(rest, config_dir)
     grid = {o.get_key_element(): list(o.sweep_string_iterator()) for o in parsed if o.is_sweep_override()}
@@ -66,10 +72,29 @@ def plan_sweep(command: str, overrides: list[str], config_dir: Path | None = Non
         if key not in checked:
             checked.add(key)
             try:
-                compose(command, job, config_dir)
+                compose_job(command, job, args, config_dir, run_root)
             except UserError as e:
                 raise UserError(f"job {' '.join(job)}: {e}") from None
-    return SweepPlan(command, list(overrides), grid, jobs)
+    return SweepPlan(command, list(overrides), grid, jobs, args)
+
+
+def compose_job(command: str, job: list[str], args: dict, config_dir, run_root: Path):
+    """A job's config, composed as its command composes it (a rank job inherits its source run's space and data,
+    a retrain job its architecture's)."""
+    from nascli.config import compose
+
+    if command == "rank":
+        from nascli.commands.rank import resolve_sources
+
+        found = resolve_sources(list(args.get("sources") or []), job, args.get("sample"), Path(run_root),
+                                bool(args.get("every")))
+        return compose("rank", found.inherited + job, config_dir)
+    if command == "retrain":
+        from nascli.commands.retrain import plan_retrain
+
+        return plan_retrain(args["arch"], job, top=None, sample=None, seeds=None, run_root=Path(run_root),
+                            config_dir=config_dir).jobs[0][1]
+    return compose(command, job, config_dir)
 
 
 def _max_jobs(overrides: list[str]) -> tuple[list[str], int]:
@@ -129,7 +154,6 @@ def run_sweep(plan: SweepPlan, *, run_root: Path, argv: list[str], config_dir: P
     """Run (or, with `folder`, resume) a sweep: finished jobs are kept, an interrupted job is resumed from its
     checkpoint, the rest run; a job that fails is marked failed with its one-line error and the rest go on."""
     from nascli.atomic import write_text
-    from nascli.config import compose
     from nascli.executors import make_executor
     from nascli.progress import progress_bar
 
@@ -137,7 +161,7 @@ def run_sweep(plan: SweepPlan, *, run_root: Path, argv: list[str], config_dir: P
     if not (folder / SWEEP_FILE).is_file():
         write_text(folder / SWEEP_FILE, yaml.safe_dump({
             "format": "nascli.sweep/1", "command": plan.command, "argv": list(argv), "overrides": plan.overrides,
-            "grid": plan.grid, "jobs": len(plan.jobs), "job_overrides": plan.jobs,
+            "grid": plan.grid, "args": plan.args, "jobs": len(plan.jobs), "job_overrides": plan.jobs,
             "run_root": str(Path(run_root).resolve()),
             "config_dir": str(Path(config_dir).resolve()) if config_dir else None}, sort_keys=False))
     table = _job_table(folder, plan)
@@ -151,13 +175,15 @@ def run_sweep(plan: SweepPlan, *, run_root: Path, argv: list[str], config_dir: P
             table.loc[i, ["status", "run_dir"]] = ["done", str(run.path)]
             table.loc[i, ["headline_key", "headline"]] = headline(run)
             continue
-        resume = str(run.path) if run is not None and run.status == "interrupted" else None
+        # An interrupted search or retrain continues from its checkpoint; a rank run starts again (it has none).
+        resume = (str(run.path) if run is not None and run.status == "interrupted" and plan.command != "rank"
+                  else None)
         todo.append({"job": i, "overrides": [*job, "executor.workers=1"], "root": str(root), "resume": resume})
     _write(folder, table)
-    first = compose(plan.command, plan.jobs[0], config_dir)
+    first = compose_job(plan.command, plan.jobs[0], plan.args, config_dir, run_root)
     executor = make_executor(first.executor, first.device)
     shared = {"command": plan.command, "config_dir": str(config_dir) if config_dir else None, "argv": list(argv),
-              "folder": str(folder)}
+              "folder": str(folder), "args": plan.args, "run_root": str(run_root)}
     with progress_bar(f"sweep ({len(plan.jobs)} jobs)", len(plan.jobs)) as advance:
         advance(len(plan.jobs) - len(todo))
         for n, result in executor.run(sweep_job, shared, todo):
@@ -172,35 +198,81 @@ def run_sweep(plan: SweepPlan, *, run_root: Path, argv: list[str], config_dir: P
 
 
 def sweep_job(shared: dict, task: dict) -> dict:
-    """One job, in whatever process the executor runs it: a search run under the job's own root."""
-    from nascli.commands.search import resume_search, run_search
-    from nascli.config import compose
-
+    """One job, in whatever process the executor runs it: a normal run under the job's own root."""
     started = time.perf_counter()
-    root = Path(task["root"])
     try:
-        if task.get("resume"):
-            out = resume_search(task["resume"], [], run_root=root)
-        else:
-            cfg = compose(shared["command"], task["overrides"], shared["config_dir"])
-            out = run_search(cfg, run_root=root, argv=[*shared["argv"], f"[sweep job {task['job']}]"],
-                             overrides=task["overrides"])
+        run = _run_job(shared, task, Path(task["root"]))
     except UserError as e:
         return {"status": "failed", "error": str(e), "wall_s": round(time.perf_counter() - started, 2)}
-    key, value = headline(out.run)
-    return {"status": "done", "run_dir": str(out.run.path), "wall_s": round(time.perf_counter() - started, 2),
+    key, value = headline(run)
+    return {"status": "done", "run_dir": str(run.path), "wall_s": round(time.perf_counter() - started, 2),
             "headline_key": key, "headline": value, "error": ""}
 
 
+def _run_job(shared: dict, task: dict, root: Path) -> RunDir:
+    command, args, config_dir = shared["command"], shared.get("args") or {}, shared["config_dir"]
+    argv = [*shared["argv"], f"[sweep job {task['job']}]"]
+    if command == "search":
+        from nascli.commands.search import resume_search, run_search
+        from nascli.config import compose
+
+        if task.get("resume"):
+            return resume_search(task["resume"], [], run_root=root).run
+        cfg = compose("search", task["overrides"], config_dir)
+        return run_search(cfg, run_root=root, argv=argv, overrides=task["overrides"]).run
+    if command == "retrain":
+        from nascli.commands.retrain import plan_retrain, resume_retrain, run_plan
+
+        if task.get("resume"):
+            return resume_retrain(RunDir.open(task["resume"]), []).run
+        plan = plan_retrain(args["arch"], task["overrides"], top=None, sample=None, seeds=None,
+                            run_root=Path(shared["run_root"]), config_dir=config_dir)
+        return run_plan(plan, run_root=root, argv=argv, overrides=task["overrides"])[0].run
+    from nascli.commands.rank import resolve_sources, run_rank
+    from nascli.config import compose
+
+    found = resolve_sources(list(args.get("sources") or []), task["overrides"], args.get("sample"),
+                            Path(shared["run_root"]), bool(args.get("every")))
+    cfg = compose("rank", found.inherited + task["overrides"], config_dir)
+    return run_rank(cfg, refs=found.refs, sample=args.get("sample"), search_run=found.search_run, run_root=root,
+                    argv=argv, overrides=task["overrides"], every=bool(args.get("every"))).run
+
+
 def headline(run: RunDir) -> tuple[str, float | None]:
-    """A search's result in one number: the protocol's final incumbent (the reported metric of the best cell by
-    fitness), else the benchmark truth of the chosen cell, else its score."""
-    summary = RunDir.open(run.path).manifest.get("summary", {})
+    """A run's result in one number. A search: the protocol's final incumbent (the reported metric of the best
+    cell by fitness), else the benchmark truth of the chosen cell, else its score. A retrain: test accuracy. A
+    rank run: Kendall's tau-b of its ranking column against the benchmark truth, else the archs it scored."""
+    import json
+
+    run = RunDir.open(run.path)
+    summary = run.manifest.get("summary") or {}
+    kind = run.manifest.get("kind")
+    if kind == "retrain":
+        result = json.loads((run.path / RunDir.RESULT).read_text())
+        return "test_acc", result.get("test_acc")
+    if kind == "rank":
+        return _rank_headline(run, summary)
     if "protocol" in summary:
         return f"incumbent ({summary['protocol']['metric']})", summary["protocol"]["final_incumbent"]
     for metric, value in (summary.get("best_truth") or {}).items():
         return metric, value
     return "best_score", summary.get("best_score")
+
+
+def _rank_headline(run: RunDir, summary: dict) -> tuple[str, float | None]:
+    import json
+
+    from scipy import stats
+
+    proxies = json.loads((run.path / RunDir.PROXIES).read_text())
+    first = proxies["ranked_by"]
+    frame = run.read_frame(RunDir.ARCHS)
+    truth = next((c for c in frame.columns if c == "bench_" + str(run.config.benchmark.metric)), None)
+    if truth is None:
+        return "archs", summary.get("archs")
+    # Every row counts: a cell that failed or is degenerate carries its column's worst value, not a dropped row.
+    tau = stats.kendalltau(frame[first] * proxies["directions"].get(first, 1), frame[truth], variant="b")
+    return f"kendall_tau ({first} vs {truth})", float(tau.statistic)
 
 
 def _job_root(folder: Path, job: int, run_root: Path) -> Path:

@@ -109,7 +109,8 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
             "q3": float(np.quantile(final, 0.75)) if n else math.nan,
             "min": final.min() if n else math.nan, "max": final.max() if n else math.nan,
             "evaluations": done["evaluations"].astype(float).mean(),
-            "reached_top": int(to_top.notna().sum()),
+            # Only a table search has evaluations to count; elsewhere "reached" is not measured, not 0.
+            "reached_top": int(to_top.notna().sum()) if done["evaluations"].notna().any() else math.nan,
             "evaluations_to_top_median": to_top.median(),
             "evaluations_to_top_mean": to_top.mean()})
     return pd.DataFrame(out)

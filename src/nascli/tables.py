@@ -106,3 +106,13 @@ def sweep_table(jobs: pd.DataFrame, title: str) -> Table:
         table.add_row(group, str(int((rows["status"] == "done").sum())), str(int((rows["status"] == "failed").sum())),
                       value)
     return table
+
+
+def sweep_correlation_table(summary: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("group", "proxy", "jobs", "τ mean ± sd", "95% interval", "ρ mean ± sd"):
+        table.add_column(column)
+    for r in summary.itertuples(index=False):
+        table.add_row(r.group, r.proxy, str(r.jobs), f"{r.tau_mean:.3f} ± {r.tau_std:.3f}",
+                      f"[{r.tau_ci_low:.3f}, {r.tau_ci_high:.3f}]", f"{r.rho_mean:.3f} ± {r.rho_std:.3f}")
+    return table

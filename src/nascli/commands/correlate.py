@@ -111,6 +111,9 @@ def join_inputs(cfg: DictConfig, source: str | None, run_root: Path) -> Joined:
     if source is None:
         run = RunDir.latest(run_root, "search")
         return join_run(cfg, run, run_root, f"latest search run {run.path}")
+    if source == "latest" and not Path(source).exists():
+        run = _latest_scored(run_root)
+        return join_run(cfg, run, run_root, f"latest {run.manifest.get('kind')} run {run.path}")
     path = Path(source).expanduser()
     if path.is_file() and path.suffix.lower() == ".csv":
         return join_csv(cfg, path)
@@ -124,6 +127,19 @@ def join_inputs(cfg: DictConfig, source: str | None, run_root: Path) -> Joined:
         raise UserError(f"{source} is not a CSV file or a run directory; nas correlate takes a search or rank run "
                         "directory, or a CSV with proxy and truth columns")
     raise UserError(f"{source} does not exist; pass a search or rank run directory or a CSV file")
+
+
+def _latest_scored(run_root: Path) -> RunDir:
+    """`latest`: the newest finished search or rank run (the two kinds whose scores correlate)."""
+    found = []
+    for kind in ("search", "rank"):
+        try:
+            found.append(RunDir.latest(run_root, kind))
+        except UserError:
+            continue
+    if not found:
+        raise UserError(f"no finished search or rank run under {run_root}; run nas search or nas rank first")
+    return max(found, key=lambda r: str(r.manifest.get("started_at") or ""))
 
 
 def _columns(cfg: DictConfig) -> list[str] | None:

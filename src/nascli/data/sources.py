@@ -92,6 +92,7 @@ def _mnist_like(cls_name: str, folder: str):
         cls = getattr(torchvision.datasets, cls_name)
         return _torchvision(cfg, lambda root, train, dl: cls(root, train=train, download=dl), folder)
 
+    load.__doc__ = f"torchvision's {cls_name}, downloaded to dataset.root unless the original files are there."
     return load
 
 
@@ -101,6 +102,7 @@ register_dataset("fashion_mnist")(_mnist_like("FashionMNIST", "FashionMNIST"))
 
 @register_dataset("cifar10")
 def load_cifar10(cfg: DatasetConfig) -> RawData:
+    """torchvision's CIFAR10, downloaded to dataset.root unless the original files are there."""
     import torchvision
 
     return _torchvision(cfg, lambda root, train, dl: torchvision.datasets.CIFAR10(root, train=train, download=dl))
@@ -108,6 +110,7 @@ def load_cifar10(cfg: DatasetConfig) -> RawData:
 
 @register_dataset("cifar100")
 def load_cifar100(cfg: DatasetConfig) -> RawData:
+    """torchvision's CIFAR100, downloaded to dataset.root unless the original files are there."""
     import torchvision
 
     return _torchvision(cfg, lambda root, train, dl: torchvision.datasets.CIFAR100(root, train=train, download=dl))
@@ -115,6 +118,7 @@ def load_cifar100(cfg: DatasetConfig) -> RawData:
 
 @register_dataset("svhn")
 def load_svhn(cfg: DatasetConfig) -> RawData:
+    """torchvision's SVHN, downloaded to dataset.root unless the original files are there."""
     import torchvision
 
     split = {True: "train", False: "test"}
@@ -123,6 +127,7 @@ def load_svhn(cfg: DatasetConfig) -> RawData:
 
 @register_dataset("stl10")
 def load_stl10(cfg: DatasetConfig) -> RawData:
+    """torchvision's STL10, downloaded to dataset.root unless the original files are there."""
     import torchvision
 
     split = {True: "train", False: "test"}

@@ -29,8 +29,10 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
 h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+td { white-space: nowrap; } th { white-space: normal; }
 th { background: #f3f3f3; } td.text, th.text { text-align: left; }
-td.description { text-align: left; max-width: 40em; overflow-wrap: anywhere; font-size: 0.85em; }
+td.description { text-align: left; font-size: 0.85em; }
+td[title] { cursor: help; }
 .figure { margin: 0.5em 0 1.5em; } .figure img, .figure svg { max-width: 100%; height: auto; }
 .status-done { color: #2a7a2a; } .status-failed, .status-interrupted { color: #b22; }
 .warning { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.4em 0.8em; margin: 0.3em 0; }
@@ -51,21 +53,31 @@ def fmt(value) -> str:
     return "—" if value is None else str(value)
 
 
+# A row is one line and a page fits a 1280-pixel window: longer text is cut, with the whole value on hover.
+CELL_CHARS, VALUE_CHARS = 48, 110
+
+
+def cell(value, css: str, limit: int = CELL_CHARS) -> str:
+    text = fmt(value)
+    if len(text) <= limit:
+        return f'<td class="{css}">{esc(text)}</td>'
+    return f'<td class="{css}" title="{esc(text)}">{esc(text[:limit - 1])}…</td>'
+
+
 def table(frame: pd.DataFrame, text_columns: tuple[str, ...] = ()) -> str:
-    def kind(c):  # left-aligned text; long descriptions wrap
+    def kind(c):  # left-aligned text
         return "description" if c == "description" else "text" if c in text_columns else ""
 
     head = "".join(f'<th class="{"text" if c in text_columns else ""}">{esc(c)}</th>' for c in frame.columns)
     rows = []
     for _, row in frame.iterrows():
-        cells = "".join(f'<td class="{kind(c)}">{esc(fmt(v))}</td>' for c, v in row.items())
+        cells = "".join(cell(v, kind(c)) for c, v in row.items())
         rows.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def key_values(pairs: dict) -> str:
-    rows = "".join(f'<tr><th class="text">{esc(k)}</th><td class="text">{esc(fmt(v))}</td></tr>'
-                   for k, v in pairs.items())
+    rows = "".join(f'<tr><th class="text">{esc(k)}</th>{cell(v, "text", VALUE_CHARS)}</tr>' for k, v in pairs.items())
     return f"<table>{rows}</table>"
 
 
