@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 from nascli.rundir import RunDir
+from nascli.spaces.base import SPACES, load_space_plugins
 from tests.conftest import TINY
+
+load_space_plugins()
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs it)")
@@ -134,3 +137,37 @@ def test_reports_render_in_a_real_browser(cli, runs, tmp_path):
         pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
         assert pixels.std() > 10, f"{kind} report looks blank"  # text, tables and figures, not a white page
         assert (pixels < 128).mean() > 0.005
+
+
+def _text_overlaps(fig) -> list[tuple[str, str]]:
+    import itertools
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for ax in fig.axes for t in ax.texts]
+    found = []
+    for a, b in itertools.combinations(texts, 2):
+        x, y = a.get_window_extent(renderer), b.get_window_extent(renderer)
+        if min(x.x1, y.x1) - max(x.x0, y.x0) > 1 and min(x.y1, y.y1) - max(x.y0, y.y0) > 1:
+            found.append((a.get_text(), b.get_text()))
+    return found
+
+
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+def test_cell_diagrams_have_no_overlapping_labels(space_name):
+    """Every op label and node box of a cell diagram stands apart, at the size the report draws it."""
+    import random
+
+    import matplotlib.pyplot as plt
+
+    from nascli.config import compose
+    from nascli.reporting.cells import cell_figures
+    from nascli.spaces.base import get_space
+
+    space = get_space(space_name, compose("search", [f"space={space_name}"]).space)
+    rng = random.Random(0)
+    for _ in range(15):
+        for cell_type, fig in cell_figures(space.sample(rng)).items():
+            overlaps = _text_overlaps(fig)
+            plt.close(fig)
+            assert not overlaps, (space_name, cell_type, overlaps)
