@@ -196,7 +196,7 @@ def table_sweep(tmp_path_factory) -> Path:
     """Random and evolution on NB201's table (fitness: 12-epoch validation, judged by the 200-epoch test)."""
     root = tmp_path_factory.mktemp("table")
     table = SHARED / "benchmarks" / "nb201" / "nb201_cifar10.csv"
-    res = nas("search", "-m", "strategy=random,evolution", "seed=0,1,2", "space=nb201", "strategy.evaluator=table",
+    res = nas("search", "-m", "strategy=random,evolution", "seed=0,1", "space=nb201", "strategy.evaluator=table",
               f"benchmark.table={table}", "budget.candidates=30", "device.threads=1", "executor.workers=1",
               "--run-root", root)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -217,7 +217,7 @@ def test_table_sweep_reports_the_protocol_incumbent_and_evaluations_to_the_top(t
     summary = pd.read_csv(table_sweep / "summary.csv").set_index("group")
     for group, hits in reached.items():
         hits = pd.Series(hits, dtype=float)
-        assert summary.loc[group, "n"] == 3 and summary.loc[group, "evaluations"] == 30
+        assert summary.loc[group, "n"] == 2 and summary.loc[group, "evaluations"] == 30
         assert summary.loc[group, "reached_top"] == hits.notna().sum()
         assert summary.loc[group, "evaluations_to_top_median"] == pytest.approx(hits.median(), nan_ok=True)
     for name in ("anytime_evaluations.png", "anytime_seconds.png"):
@@ -246,7 +246,7 @@ def test_rank_sweep_and_its_correlation_per_group(cli, run_root):
     from scipy import stats
 
     table = SHARED / "benchmarks" / "nb201" / "nb201_cifar10.csv"
-    res = cli("rank", "-m", "--sample", "30", "space=nb201", "dataset=digits", "proxy=params,flops", "seed=0,1",
+    res = cli("rank", "-m", "--sample", "20", "space=nb201", "dataset=digits", "proxy=params,flops", "seed=0,1",
               f"benchmark.table={table}", "executor.workers=1", "--run-root", run_root)
     assert res.exit_code == 0, res.output
     folder = sweep_folder(run_root)
@@ -255,10 +255,10 @@ def test_rank_sweep_and_its_correlation_per_group(cli, run_root):
     for job in jobs.itertuples():  # the headline is tau-b of the ranking column against the table, every row counted
         frame = pd.read_csv(Path(job.run_dir) / "archs.csv")
         proxy = job.overrides.split("proxy=")[1].split()[0]
-        assert len(frame) == 30
+        assert len(frame) == 20
         expected = stats.kendalltau(frame[proxy], frame["bench_cifar10_test_200ep"], variant="b").statistic
         assert job.headline == pytest.approx(expected)
-    res = cli("correlate", folder, "--run-root", run_root)
+    res = cli("correlate", folder, "bootstrap=200", "--run-root", run_root)
     assert res.exit_code == 0, res.output
     summary = pd.read_csv(folder / "correlation_summary.csv").set_index(["group", "proxy"])
     assert list(dict.fromkeys(summary.index.get_level_values(0))) == ["proxy=params", "proxy=flops"]
