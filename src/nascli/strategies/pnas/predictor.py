@@ -63,13 +63,15 @@ MODELS = {"lstm": LSTMPredictor, "mlp": MLPPredictor}
 
 
 def batch(seqs: list[Tokens]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    length = max(len(s) for s in seqs)
-    inputs = torch.zeros(len(seqs), length, dtype=torch.long)
-    ops = torch.zeros(len(seqs), length, dtype=torch.long)
+    """Token pairs padded with zeros into (inputs, ops, lengths); filled through numpy, one row at a time
+    (element-wise tensor writes cost more than the predictor's training on NB201's small sets)."""
+    lengths = [len(s) for s in seqs]
+    pairs = np.zeros((len(seqs), max(lengths), 2), dtype=np.int64)
     for i, s in enumerate(seqs):
-        for j, (a, b) in enumerate(s):
-            inputs[i, j], ops[i, j] = a, b
-    return inputs, ops, torch.tensor([len(s) for s in seqs])
+        if s:
+            pairs[i, :len(s)] = s
+    return (torch.from_numpy(pairs[..., 0].copy()), torch.from_numpy(pairs[..., 1].copy()),
+            torch.tensor(lengths))
 
 
 class Ensemble:
@@ -102,7 +104,9 @@ class Ensemble:
             # Each member leaves one fold out; a lone member (members=1) has no fold to leave out.
             train_idx = np.concatenate([f for j, f in enumerate(folds) if j != i]) if len(seqs) >= k > 1 else order
             model = self._new(i)
-            opt = torch.optim.Adam(model.parameters(), lr=self.cfg.lr)
+            # fused: one kernel per step for all parameters; per step, Adam's Python loop over a small model's
+            # tensors cost more than its arithmetic (a refit measured 1.4x faster; it rounds differently).
+            opt = torch.optim.Adam(model.parameters(), lr=self.cfg.lr, fused=True)
             gen = torch.Generator().manual_seed(self.seed * 7919 + i + self.fits)
             x_all = batch([seqs[j] for j in train_idx])
             y_all = y[torch.as_tensor(train_idx)]
