@@ -290,3 +290,9 @@ def test_retrain_sweep_runs_one_retrain_per_job(cli, run_root):
 def test_correlate_refuses_a_sweep_of_searches(cli, pooled_sweep):
     res = cli("correlate", pooled_sweep)
     assert res.exit_code == 2 and "sweep of rank runs" in res.stderr
+
+
+def test_an_unknown_proxy_in_a_rank_grid_fails_before_any_job(cli, run_root):
+    res = cli("rank", "-m", "--sample", "3", "proxy=params,nope", "seed=0", "--run-root", run_root)
+    assert res.exit_code == 2 and "nope" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not (run_root / "sweep").exists()

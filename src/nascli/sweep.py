@@ -88,7 +88,14 @@ def compose_job(command: str, job: list[str], args: dict, config_dir, run_root: 
 
         found = resolve_sources(list(args.get("sources") or []), job, args.get("sample"), Path(run_root),
                                 bool(args.get("every")))
-        return compose("rank", found.inherited + job, config_dir)
+        cfg = compose("rank", found.inherited + job, config_dir)
+        if cfg.proxy is not None:  # a proxy name is a value, not a config group: check it here, not in the job
+            from nascli.commands.rank import proxy_names
+            from nascli.proxies.base import load_proxies, plan_proxies
+
+            load_proxies()
+            plan_proxies(cfg.proxy, proxy_names(cfg.rank_mean))
+        return cfg
     if command == "retrain":
         from nascli.commands.retrain import plan_retrain
 
