@@ -139,7 +139,7 @@ def sweep(command: str = "search", *, resume: PathLike | None = None, run_root: 
     """`nas search|rank|retrain -m`: one run per point of the grid the overrides' comma lists, range() and glob()
     span (`seed="range(0,100)"`, `strategy="random,evolution"`); or, with `resume`, finish a killed sweep. A rank
     sweep takes `sources`/`sample`/`every` as `nas rank` does, a retrain sweep its `arch`. Returns the sweep's
-    outcome (.folder, .jobs as a DataFrame, .failed, .report: the sweep's page)."""
+    outcome (.folder, .jobs as a DataFrame, .failed, .report: the page and its summary)."""
     from nascli.sweep import SweepPlan, open_sweep, plan_sweep, run_sweep
 
     if resume is not None:

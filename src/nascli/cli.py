@@ -128,9 +128,9 @@ def search(ctx: typer.Context, overrides: list[str] | None = OVERRIDES, print_co
 def _show_sweep(out) -> None:
     from nascli.tables import sweep_table
 
-    stdout.print(sweep_table(out.jobs, f"sweep: {len(out.jobs)} jobs, {out.failed} failed"))
+    stdout.print(sweep_table(out.report.summary, out.report.metric, f"sweep: {len(out.jobs)} jobs, {out.failed} failed"))
     stdout.print(f"sweep: {out.folder}", markup=False, highlight=False, soft_wrap=True)
-    stdout.print(f"report: {out.report}", markup=False, highlight=False, soft_wrap=True)
+    stdout.print(f"report: {out.report.page}", markup=False, highlight=False, soft_wrap=True)
     if out.failed:
         typer.echo(f"nas: error: {out.failed} of {len(out.jobs)} job(s) failed (status and error in "
                    f"{out.folder / 'jobs.csv'})", err=True)

@@ -178,6 +178,17 @@ class RunDir:
                 return run
         raise UserError(f"no finished {kind} run under {base}; run `nas {kind}` first or pass a run directory")
 
+    @staticmethod
+    def latest_of(root: Path, kinds: tuple[str, ...], status: str | None = "done") -> RunDir | None:
+        """The run that started last among several kinds (as `latest` picks within one); None when none has one."""
+        found = []
+        for kind in kinds:
+            try:
+                found.append(RunDir.latest(root, kind, status=status))
+            except UserError:
+                continue
+        return max(found, key=lambda r: str(r.manifest.get("started_at") or "")) if found else None
+
     @classmethod
     def resolve(cls, ref: str | Path, run_root: Path, kind: str | None = None) -> RunDir:
         """`latest` (the newest finished run of `kind`), a run directory's path, or a run's name under

@@ -145,7 +145,7 @@ class SweepOutcome:
     folder: Path
     jobs: pd.DataFrame
     failed: int
-    report: Path | None = None  # report.html, once written
+    report: object | None = None  # reporting.sweep_page.SweepReport, once written (.page, .summary, .metric)
 
 
 def new_sweep_folder(run_root: Path) -> Path:

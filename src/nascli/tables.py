@@ -88,23 +88,14 @@ def batch_table(outcomes, title: str) -> Table:
     return table
 
 
-def sweep_table(jobs: pd.DataFrame, title: str) -> Table:
-    """One row per group of a sweep's jobs (the swept keys other than seed): jobs done and failed, and the
-    headline result as mean ± sd over the group's done jobs."""
-    settings = [dict(item.split("=", 1) for item in str(o).split()) for o in jobs["overrides"]]
-    varying = [k for k in dict.fromkeys(k for s in settings for k in s)
-               if k != "seed" and len({s.get(k) for s in settings}) > 1]
-    groups = [" ".join(f"{k}={s.get(k)}" for k in varying) or "all jobs" for s in settings]
-    frame = jobs.assign(group=groups)
-    key = next((k for k in frame["headline_key"].dropna() if k), "headline")
+def sweep_table(summary: pd.DataFrame, metric: str, title: str) -> Table:
+    """One row per group of a sweep (summary.csv): jobs done and failed, the headline as mean ± sd."""
     table = Table(title=title, title_justify="left")
-    for column in ("group", "done", "failed", f"{key}: mean ± sd"):
+    for column in ("group", "done", "failed", f"{metric}: mean ± sd"):
         table.add_column(column)
-    for group, rows in frame.groupby("group", sort=False):
-        done = rows[rows["status"] == "done"]["headline"].astype(float).dropna()
-        value = f"{done.mean():.3f} ± {done.std():.3f}" if len(done) > 1 else (f"{done.iloc[0]:.3f}" if len(done) else "")
-        table.add_row(group, str(int((rows["status"] == "done").sum())), str(int((rows["status"] == "failed").sum())),
-                      value)
+    for r in summary.itertuples(index=False):
+        value = "" if r.n == 0 else f"{r.mean:.3f}" if r.n == 1 else f"{r.mean:.3f} ± {r.std:.3f}"
+        table.add_row(str(r.group), str(int(r.n)), str(int(r.failed)), value)
     return table
 
 

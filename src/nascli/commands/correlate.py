@@ -131,15 +131,10 @@ def join_inputs(cfg: DictConfig, source: str | None, run_root: Path) -> Joined:
 
 def _latest_scored(run_root: Path) -> RunDir:
     """`latest`: the newest finished search or rank run (the two kinds whose scores correlate)."""
-    found = []
-    for kind in ("search", "rank"):
-        try:
-            found.append(RunDir.latest(run_root, kind))
-        except UserError:
-            continue
-    if not found:
+    run = RunDir.latest_of(run_root, ("search", "rank"))
+    if run is None:
         raise UserError(f"no finished search or rank run under {run_root}; run nas search or nas rank first")
-    return max(found, key=lambda r: str(r.manifest.get("started_at") or ""))
+    return run
 
 
 def _columns(cfg: DictConfig) -> list[str] | None:

@@ -27,15 +27,10 @@ class ReportOutcome:
 
 def latest_of_any_kind(run_root: Path) -> RunDir:
     """The run of any kind that started last (finished or not: an interrupted run is worth a look too)."""
-    found = []
-    for kind in KINDS:
-        try:
-            found.append(RunDir.latest(run_root, kind, status=None))
-        except UserError:
-            continue
-    if not found:
+    run = RunDir.latest_of(run_root, KINDS, status=None)
+    if run is None:
         raise UserError(f"no run under {run_root}; run `nas search` first or pass a run directory")
-    return max(found, key=lambda r: str(r.manifest.get("started_at") or ""))
+    return run
 
 
 def open_run(ref: str, run_root: Path) -> RunDir:
@@ -58,7 +53,7 @@ def run_report(refs: list[str], *, run_root: Path) -> ReportOutcome:
 
     sweeps = [ref for ref in refs if is_sweep(ref)]
     refs = [ref for ref in refs if ref not in sweeps]
-    pages = [sweep_report(ref) for ref in sweeps]
+    pages = [sweep_report(ref).page for ref in sweeps]
     if sweeps and not refs:
         return ReportOutcome(pages, None)
     runs = [open_run(ref, run_root) for ref in refs] if refs else [latest_of_any_kind(run_root)]
@@ -75,7 +70,8 @@ def run_report(refs: list[str], *, run_root: Path) -> ReportOutcome:
     return ReportOutcome(pages, comparison)
 
 
-def sweep_report(ref: str) -> Path:
+def sweep_report(ref: str):
+    """Write a sweep's page and statistics; returns reporting.sweep_page.SweepReport (.page, .summary, .metric)."""
     from nascli.reporting.sweep_page import write_sweep_report
     from nascli.sweep import open_sweep, read_jobs
 

@@ -76,16 +76,15 @@ def _label(ax, a, b, rad: float, label: str, colour: str) -> None:
     control = ((a[0] + b[0]) / 2 + rad * dy, (a[1] + b[1]) / 2 - rad * dx)
     text = ax.text(0, 0, label, fontsize=7, ha="center", va="center", color=colour, zorder=2,
                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+
+    def on_curve(t: float) -> tuple[float, float]:
+        return tuple((1 - t) ** 2 * a[i] + 2 * t * (1 - t) * control[i] + t ** 2 * b[i] for i in (0, 1))
+
     for t in LABEL_PLACES:
-        x = (1 - t) ** 2 * a[0] + 2 * t * (1 - t) * control[0] + t ** 2 * b[0]
-        y = (1 - t) ** 2 * a[1] + 2 * t * (1 - t) * control[1] + t ** 2 * b[1]
-        text.set_position((x, y))
-        box = text.get_window_extent(renderer)
-        if not any(_overlap(box, other) for other in drawn):
+        text.set_position(on_curve(t))
+        if not any(_overlap(text.get_window_extent(renderer), other) for other in drawn):
             return
-    t = LABEL_PLACES[0]  # nowhere free: the preferred place (the figure stays readable, the test reports it)
-    text.set_position(((1 - t) ** 2 * a[0] + 2 * t * (1 - t) * control[0] + t ** 2 * b[0],
-                       (1 - t) ** 2 * a[1] + 2 * t * (1 - t) * control[1] + t ** 2 * b[1]))
+    text.set_position(on_curve(LABEL_PLACES[0]))  # nowhere free: the preferred place (the test reports it)
 
 
 def _overlap(a, b) -> bool:

@@ -7,6 +7,7 @@ group), anytime_evaluations.png and anytime_seconds.png (mean incumbent ± 1 sta
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -35,7 +36,14 @@ PAGE_NAMES = {"reached_top": "reached top 1%", "evaluations_to_top_median": "eva
 CURVE_FILES = {"evaluation": "anytime_evaluations.png", "seconds": "anytime_seconds.png"}
 
 
-def write_sweep_report(folder: Path, doc: dict, jobs: pd.DataFrame) -> Path:
+@dataclass
+class SweepReport:
+    page: Path
+    summary: pd.DataFrame  # summary.csv's rows
+    metric: str  # what the summary's mean is of
+
+
+def write_sweep_report(folder: Path, doc: dict, jobs: pd.DataFrame) -> SweepReport:
     data = collect(jobs, doc["grid"])
     summary, pairs, times = summarize(data.jobs), pairwise(data.jobs), timing(data.jobs)
     write_csv(folder / SUMMARY, summary)
@@ -49,8 +57,8 @@ def write_sweep_report(folder: Path, doc: dict, jobs: pd.DataFrame) -> Path:
             plt.close(fig)
             figures.append(png(folder / name, f"incumbent against {axis}s"))
     page = folder / "report.html"
-    write_text(page, sweep_page(folder, doc, data, summary, pairs, times, figures))
-    return page
+    write_text(page, sweep_page(folder, doc, data, summary, pairs, times, figures, jobs))
+    return SweepReport(page, summary, data.metric)
 
 
 def paper_table(data: SweepData, summary: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
@@ -88,7 +96,7 @@ def anytime_figure(data: SweepData, axis: str):
 
 
 def sweep_page(folder: Path, doc: dict, data: SweepData, summary: pd.DataFrame, pairs: pd.DataFrame,
-               times: pd.DataFrame, figures: list[str]) -> str:
+               times: pd.DataFrame, figures: list[str], job_table: pd.DataFrame) -> str:
     jobs = data.jobs
     failed = jobs[jobs["status"] == "failed"]
     argv = list(doc.get("argv") or [])
@@ -115,11 +123,7 @@ def sweep_page(folder: Path, doc: dict, data: SweepData, summary: pd.DataFrame, 
                  table(pairs.round(5), text_columns=("a", "b"))]
     if len(failed):
         body += ["<h2>Failed jobs</h2>", table(failed[["job", "group", "seed"]].merge(
-            _errors(folder), on="job", how="left"), text_columns=("group", "error"))]
+            job_table[["job", "error"]], on="job", how="left"), text_columns=("group", "error"))]
     body.append(f"<p class=\"muted\">every job: {esc(str(folder / 'jobs.csv'))}; wall times: {TIMING}</p>")
     return render(body, f"nascli sweep {folder.name}")
 
-
-def _errors(folder: Path) -> pd.DataFrame:
-    jobs = pd.read_csv(folder / "jobs.csv", dtype={"error": str})
-    return jobs[["job", "error"]]
