@@ -121,3 +121,225 @@ def reference_row(space, arch, shape, size, batches, names: list[str], seed: int
             row[name] = REFERENCE[name](model, batches, shape)
         row.update(arch_cost(space, arch, shape))
     return row
+
+
+# -- the later proxies, each from its formula with passes of its own -------------------------------------------
+
+def _weights(model):
+    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def _loss_backward(model, x, y):
+    model.train()
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(_logits(model(x)), y)
+    loss.backward()
+
+
+def plain(model, batches, shape):
+    values = []
+    for x, y in batches:
+        _loss_backward(model, x, y)
+        values.append(sum(float((w.detach() * w.grad).sum()) for w in _weights(model) if w.grad is not None))
+    return float(np.mean(values))
+
+
+def l2_norm(model, batches, shape):
+    return float(sum(float(w.detach().norm()) for w in _weights(model)))
+
+
+def fisher(model, batches, shape):
+    values = []
+    for x, y in batches:
+        acts = []
+
+        def keep(module, inputs, output):
+            output.retain_grad()
+            acts.append(output)
+
+        hooks = [m.register_forward_hook(keep) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        try:
+            _loss_backward(model, x, y)
+        finally:
+            for h in hooks:
+                h.remove()
+        total = 0.0
+        for a in acts:
+            if a.grad is None:
+                continue
+            g_nk = (a.detach() * a.grad).sum(dim=(2, 3)) if a.dim() == 4 else a.detach() * a.grad
+            total += float((0.5 * g_nk.double().pow(2).mean(0)).sum())
+        values.append(total)
+    return float(np.mean(values))
+
+
+def grasp(model, batches, shape):
+    """NASLib's two passes: the gradient without a graph, then z = g_const . g(graph) and its backward."""
+    values = []
+    for x, y in batches:
+        model.train()
+        weights = _weights(model)
+        first = torch.autograd.grad(F.cross_entropy(_logits(model(x)), y), weights, allow_unused=True)
+        model.zero_grad(set_to_none=True)
+        second = torch.autograd.grad(F.cross_entropy(_logits(model(x)), y), weights, create_graph=True,
+                                     allow_unused=True)
+        z = sum((a * b).sum() for a, b in zip(first, second) if a is not None and b is not None)
+        if isinstance(z, torch.Tensor) and z.requires_grad:
+            z.backward()
+        values.append(-sum(float((w.detach().double() * w.grad.double()).sum()) for w in weights
+                           if w.grad is not None))
+        model.zero_grad(set_to_none=True)
+    return float(np.mean(values))
+
+
+def epe_nas(model, batches, shape):
+    values = []
+    for x, y in batches:
+        model.train()
+        x = x.detach().float().requires_grad_(True)
+        out = _logits(model(x))
+        out.backward(torch.ones_like(out))
+        jac = x.grad.reshape(x.shape[0], -1).numpy().astype(np.float64)
+        labels = y.numpy()
+        scores = {}
+        for c in np.unique(labels):
+            rows = jac[labels == c]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                corr = np.nan_to_num(np.atleast_2d(np.corrcoef(rows)), nan=0.0)
+            scores[c] = np.sum(np.log(np.abs(corr) + 1e-5))
+        total = sum(abs(scores[a] - scores[b]) for a in scores for b in scores)
+        values.append(total / len(scores))
+    return float(np.mean(values))
+
+
+def zico(model, batches, shape):
+    values = []
+    for x, y in batches:
+        per_layer = {}
+        half = x.shape[0] // 2
+        for part in (slice(0, half), slice(half, None)):
+            _loss_backward(model, x[part], y[part])
+            for i, w in enumerate(_weights(model)):
+                grad = w.grad if w.grad is not None else torch.zeros_like(w)
+                per_layer.setdefault(i, []).append(grad.reshape(-1).double().numpy())
+        total = 0.0
+        for grads in per_layer.values():
+            g = np.array(grads)
+            std = np.std(g, axis=0)
+            nz = np.nonzero(std)[0]
+            s = np.sum(np.mean(np.abs(g), axis=0)[nz] / std[nz])
+            if s != 0:
+                total += np.log(s)
+        values.append(float(total))
+    return float(np.mean(values))
+
+
+def meco(model, batches, shape):
+    values = []
+    for x, _ in batches:
+        terms = []
+
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor) and output.dim() == 4:
+                fea = output[0].detach().reshape(output.shape[1], -1).double()
+                if fea.shape[0] < 2 or fea.shape[1] < 2:
+                    return
+                corr = torch.corrcoef(fea)
+                corr[torch.isnan(corr)] = 0
+                corr[torch.isinf(corr)] = 0
+                terms.append(float(torch.min(torch.real(torch.linalg.eigvals(corr)))))
+
+        model.train()
+        hooks = [m.register_forward_hook(hook) for m in model.modules()]
+        try:
+            with torch.no_grad():
+                model(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        values.append(sum(terms))
+    return float(np.mean(values))
+
+
+def swap(model, batches, shape):
+    values = []
+    for x, _ in batches:
+        feats = []
+
+        def hook(module, inputs, output):
+            if inputs[0].dim() == 4:
+                feats.append(output.detach().reshape(x.shape[0], -1).clone())
+
+        model.train()
+        hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
+        try:
+            with torch.no_grad():
+                model(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        patterns = torch.sign(torch.cat(feats, dim=1)).T
+        values.append(float(torch.unique(patterns, dim=0).shape[0]))
+    return float(np.mean(values))
+
+
+def _az_pass(model, x, seed_index):
+    """AZ-NAS from its code's formulas: re-initialise, hook the stem and cells, then the 'straight-forward way'
+    (a batched outer product) for each block's Jacobian matrix."""
+    g = torch.Generator().manual_seed(seed_index)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                w = torch.empty(m.weight.shape)
+                nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu", generator=g)
+                m.weight.copy_(w)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d) and m.affine:
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+    model.train()
+    feats = []
+    blocks = [model.stem, *model.cells]
+    hooks = [b.register_forward_hook(lambda mod, i, o: feats.append(o)) for b in blocks]
+    try:
+        model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    ents, expr = [], []
+    for f in feats:
+        b, c, h, w = f.shape
+        feat = f.detach().permute(0, 2, 3, 1).contiguous().view(b * h * w, c).double()
+        feat = feat - feat.mean(dim=0, keepdim=True)
+        s = torch.linalg.eigvalsh(feat.T @ feat / feat.shape[0]).clamp_min(0)
+        p = s / s.sum()
+        e = float((-p * torch.log(p + 1e-8)).sum())
+        ents.append(e)
+        expr.append(e / np.log(c))
+    scores = []
+    for i in reversed(range(1, len(feats))):
+        f_out, f_in = feats[i], feats[i - 1]
+        g_out = (torch.bernoulli(torch.full(f_out.shape, 0.5), generator=g) - 0.5) * 2
+        g_in = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True)[0]
+        if g_out.shape[2] != g_in.shape[2]:
+            g_in = nn.PixelUnshuffle(g_in.shape[2] // g_out.shape[2])(g_in)
+        bo, co, ho, wo = g_out.shape
+        ci = g_in.shape[1]
+        go = g_out.permute(0, 2, 3, 1).reshape(-1, 1, co).double()
+        gi = g_in.permute(0, 2, 3, 1).reshape(-1, ci, 1).double()
+        mat = torch.bmm(gi, go).mean(dim=0)
+        top = float(torch.linalg.svdvals(mat).max())
+        scores.append(-top - 1 / (top + 1e-6) + 2)
+    return np.mean(expr), np.min(np.array(ents[1:]) - np.array(ents[:-1])), -abs(np.mean(scores) + 0.2)
+
+
+def _az(term):
+    def score(model, batches, shape, seed=0):
+        return float(np.mean([_az_pass(model, x, seed * 1000 + i)[term] for i, (x, _) in enumerate(batches)]))
+    return score
+
+
+REFERENCE.update({"plain": plain, "l2_norm": l2_norm, "fisher": fisher, "grasp": grasp, "epe_nas": epe_nas,
+                  "zico": zico, "meco": meco, "swap": swap, "az_expressivity": _az(0), "az_progressivity": _az(1),
+                  "az_trainability": _az(2)})

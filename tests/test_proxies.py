@@ -19,6 +19,7 @@ from scipy import stats
 from nascli.config import compose
 from nascli.errors import UserError
 from nascli.proxies import PROXIES, get_proxies, load_proxies, plan_proxies
+from nascli.proxies.base import LOWEST
 from nascli.proxies.combined import rank_mean, vote
 from nascli.proxies.probe import Probe
 from nascli.proxies.scoring import ScoringSetup, score_chunk
@@ -89,9 +90,13 @@ CELLS = {
 ZERO_COST = ["synflow", "naswot", "snip", "grad_norm", "jacob_cov"]
 
 
+# Proxies that see whether a network works (the size and latency baselines count it as built).
+FUNCTIONAL = [n for n in NETWORK_PROXIES if n not in ("params", "flops", "latency")]
+
+
 @pytest.fixture(scope="module")
 def extreme_rows():
-    setup = _setup("nb201", [*ZERO_COST, "params"], n=24, extra=["space.retrain.channels=8"])
+    setup = _setup("nb201", [*FUNCTIONAL, "params"], n=24, extra=["space.retrain.channels=8"])
     space = get_space("nb201")
     rows = score_chunk(setup, [space.make({"arch_str": s}).genotype for s in CELLS.values()])
     return dict(zip(CELLS, rows, strict=True))
@@ -100,12 +105,12 @@ def extreme_rows():
 def test_degenerate_cells_score_finite_and_worst(extreme_rows):
     for cell, row in extreme_rows.items():
         assert row["status"] == "ok", (cell, row)
-        for name in [*ZERO_COST, "params"]:
+        for name in [*FUNCTIONAL, "params"]:
             assert math.isfinite(row[name]), (cell, name)
     assert extreme_rows["disconnected"]["degenerate"] == 1 and extreme_rows["all_none"]["degenerate"] == 1
     assert all(extreme_rows[c]["degenerate"] == 0 for c in ("all_skip", "all_pool", "all_conv3x3"))
     connected = ("all_skip", "all_pool", "all_conv3x3")
-    for name in ZERO_COST:
+    for name in FUNCTIONAL:
         worst = max(extreme_rows[c][name] for c in ("disconnected", "all_none"))
         best_degenerate_beats = [c for c in connected if extreme_rows[c][name] <= worst]
         assert not best_degenerate_beats, f"{name}: degenerate cells score above {best_degenerate_beats}"
@@ -115,6 +120,10 @@ def test_degenerate_cells_score_finite_and_worst(extreme_rows):
         assert row["synflow"] == 0.0 and row["snip"] == 0.0 and row["grad_norm"] == 0.0
         assert row["naswot"] == -24.0
         assert row["jacob_cov"] == pytest.approx(-24 * (math.log(1e-5) + 1e5))
+        for name in ("fisher", "l2_norm", "epe_nas", "zico", "meco", "swap", "az_expressivity"):
+            assert row[name] == 0.0, name
+        for name in ("plain", "grasp", "az_progressivity", "az_trainability"):
+            assert row[name] == LOWEST, name
     # sensible order among working cells: the all-3x3 network is the largest and flows the most
     assert extreme_rows["all_conv3x3"]["synflow"] > extreme_rows["all_pool"]["synflow"]
     assert extreme_rows["all_conv3x3"]["params"] > extreme_rows["all_skip"]["params"] == extreme_rows["all_none"]["params"]
@@ -183,6 +192,31 @@ def test_shared_probe_equals_one_pass_per_proxy(space_name):
         for name in names:
             assert row[name] == pytest.approx(ref[name], rel=1e-4), (name, arch.arch_id)
         assert (row["params"], row["flops"]) == (ref["params"], ref["flops"])
+
+
+LATER = ["fisher", "grasp", "plain", "l2_norm", "epe_nas", "zico", "meco", "swap", "az_expressivity",
+         "az_progressivity", "az_trainability"]
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_later_proxies_agree_with_their_formulas_computed_directly(space_name):
+    """Each later proxy, read from passes it shares with the others, equals its formula computed with passes of
+    its own (bench/reference_proxies.py: separate forwards, NASLib's two-pass grasp, torch.unique for SWAP,
+    MeCo's general eigensolver, AZ-NAS's batched outer product)."""
+    names = [*LATER, "snip"]
+    setup = _setup(space_name, names, n=16)
+    space = get_space(space_name, compose("rank", [f"space={space_name}", *SMALL[space_name]]).space)
+    rng = random.Random(11)
+    archs = [space.sample(rng) for _ in range(3)]
+    rows = score_chunk(setup, [a.genotype for a in archs])
+    for arch, row in zip(archs, rows, strict=True):
+        assert row["status"] == "ok", row
+        ref = reference_row(space, arch, RGB, space.cfg.retrain, setup.data[16], names, 0)
+        for name in names:
+            # grasp's second-order sums run in another order in the two-pass form
+            assert row[name] == pytest.approx(ref[name], rel=1e-3 if name == "grasp" else 1e-4, abs=1e-9), \
+                (name, arch.arch_id)
+        assert row["swap"] == ref["swap"]  # a count: exact
 
 
 def test_channels_last_and_worker_assignment_do_not_change_results_beyond_rounding():

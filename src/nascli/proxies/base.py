@@ -14,6 +14,7 @@ worst value for the direction, never the best.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,7 +25,12 @@ from nascli.errors import UserError
 from nascli.registry import load_plugins, registrar
 
 # Measurements a network proxy can read from its Probe; the probe makes the ones requested, once.
-MEASUREMENTS = ("activation_kernel", "loss_grads", "input_grad", "synflow", "size", "latency")
+MEASUREMENTS = ("activation_kernel", "loss_grads", "input_grad", "synflow", "size", "latency", "relu_patterns",
+                "feature_corr", "output_grads", "hessian_grad", "half_batch_grads", "block_features", "weights")
+
+# The worst score of a proxy that has no least value (plain, grasp, AZ-NAS's progressivity and trainability):
+# a degenerate network must rank below every working one, and a non-finite score counts as a failure.
+LOWEST = -sys.float_info.max
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,8 @@ def register_combined(name: str, *, members: tuple[str, ...] = (), about: str = 
     return wrap
 
 
-BUILTIN = ("nascli.proxies.baselines", "nascli.proxies.zero_cost", "nascli.proxies.combined")
+BUILTIN = ("nascli.proxies.baselines", "nascli.proxies.zero_cost", "nascli.proxies.naslib_set",
+           "nascli.proxies.recent", "nascli.proxies.combined")
 
 
 def load_proxies() -> dict[str, Proxy]:

@@ -52,3 +52,27 @@ def vote(scores: pd.DataFrame, directions: dict[str, int]) -> np.ndarray:
     out = np.full(len(ranks), np.nan)
     out[valid] = wins
     return out
+
+
+# AZ-NAS's complexity term is the network's FLOPs: the `flops` proxy.
+AZ_NAS_MEMBERS = ("az_expressivity", "az_progressivity", "az_trainability", "flops")
+
+
+@register_combined("az_nas", members=AZ_NAS_MEMBERS,
+                   about="AZ-NAS (Lee and Ham 2024): sum over its four terms (expressivity, progressivity, "
+                         "trainability, complexity = flops) of log(rank / n), rank n the best of the set")
+def az_nas(scores: pd.DataFrame, directions: dict[str, int]) -> np.ndarray:
+    ranks = member_ranks(scores, directions)
+    valid = ~np.isnan(ranks).any(axis=1)
+    out = np.full(len(ranks), np.nan)
+    out[valid] = np.log(ranks[valid] / valid.sum()).sum(axis=1)
+    return out
+
+
+@register_combined("swap_reg", members=("swap", "params"),
+                   about="regularised SWAP (Peng et al. 2024): swap * exp(-(P - mu)^2 / sigma), P the parameters "
+                         "in millions, mu the set's largest P and sigma its mean P (favours the larger networks)")
+def swap_reg(scores: pd.DataFrame, directions: dict[str, int]) -> np.ndarray:
+    p = scores["params"].to_numpy(dtype=float) / 1e6
+    mu, sigma = np.nanmax(p), np.nanmean(p)
+    return scores["swap"].to_numpy(dtype=float) * np.exp(-((p - mu) ** 2) / sigma)

@@ -70,7 +70,7 @@ def score_chunk(setup: ScoringSetup, genotypes: list[dict]) -> list[dict]:
         torch.manual_seed(setup.seed)
         model = space.build(arch, setup.shape, size).to(device, memory_format=layout)
         size_key = space.size_key(arch) if setup.network == "retrain" else None
-        probe = Probe(model, data, setup.shape, proxies, setup.batch_sizes, _SIZES.get(size_key), clock)
+        probe = Probe(model, data, setup.shape, proxies, setup.batch_sizes, _SIZES.get(size_key), clock, setup.seed)
         row: dict[str, Any] = {}
         ok = True
         for proxy in proxies:
