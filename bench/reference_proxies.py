@@ -153,7 +153,7 @@ def fisher(model, batches, shape):
     for x, y in batches:
         acts = []
 
-        def keep(module, inputs, output):
+        def keep(module, inputs, output, acts=acts):
             output.retain_grad()
             acts.append(output)
 
@@ -183,7 +183,7 @@ def grasp(model, batches, shape):
         model.zero_grad(set_to_none=True)
         second = torch.autograd.grad(F.cross_entropy(_logits(model(x)), y), weights, create_graph=True,
                                      allow_unused=True)
-        z = sum((a * b).sum() for a, b in zip(first, second) if a is not None and b is not None)
+        z = sum((a * b).sum() for a, b in zip(first, second, strict=True) if a is not None and b is not None)
         if isinstance(z, torch.Tensor) and z.requires_grad:
             z.backward()
         values.append(-sum(float((w.detach().double() * w.grad.double()).sum()) for w in weights
@@ -239,7 +239,7 @@ def meco(model, batches, shape):
     for x, _ in batches:
         terms = []
 
-        def hook(module, inputs, output):
+        def hook(module, inputs, output, terms=terms):
             if isinstance(output, torch.Tensor) and output.dim() == 4:
                 fea = output[0].detach().reshape(output.shape[1], -1).double()
                 if fea.shape[0] < 2 or fea.shape[1] < 2:
@@ -266,9 +266,9 @@ def swap(model, batches, shape):
     for x, _ in batches:
         feats = []
 
-        def hook(module, inputs, output):
+        def hook(module, inputs, output, feats=feats, n=x.shape[0]):
             if inputs[0].dim() == 4:
-                feats.append(output.detach().reshape(x.shape[0], -1).clone())
+                feats.append(output.detach().reshape(n, -1).clone())
 
         model.train()
         hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
