@@ -5,7 +5,8 @@ uniformly sampled cells (seed 0); the batches are random images of CIFAR-10's sh
 size (the cost depends on the shapes, not on the pixel values). Each proxy is timed over the same cells after one
 warm-up cell, in one process, one thread.
 
-    python bench/proxy_costs.py --cells 10 --out bench/proxy_costs.json
+    python bench/proxy_costs.py --cells 10 --set params,synflow,jacob_cov,meco,az_trainability \
+        --set synflow,naswot,params --out bench/proxy_costs.json
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def seconds_per_cell(setup: ScoringSetup, warmup: list[dict], cells: list[dict])
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=10)
+    ap.add_argument("--set", action="append", help="also time these proxies together on one probe (a,b,c)")
     ap.add_argument("--out", default="bench/proxy_costs.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -64,7 +66,11 @@ def main() -> None:
     shared = round(seconds_per_cell(setup_for(names, data, space_cfg), warmup, cells), 4)
     doc = {"cells": args.cells, "threads": 1, "network": "nb201 C=16 N=5, 32x32, 10 classes",
            "torch": torch.__version__, "seconds_per_cell": alone, "all_on_one_probe": shared,
-           "sum_of_alone": round(sum(alone.values()), 4)}
+           "sum_of_alone": round(sum(alone.values()), 4), "sets_on_one_probe": {}}
+    for members in args.set or []:
+        chosen = members.split(",")
+        doc["sets_on_one_probe"][members] = round(seconds_per_cell(setup_for(chosen, data, space_cfg), warmup,
+                                                                   cells), 4)
     atomic.write_json(Path(args.out), doc)
     print(json.dumps(doc, indent=1))
 

@@ -91,6 +91,7 @@ def test_bad_architecture_files(case, cli, finished_run, tmp_path):
     (["retrain", "darts:DARTS_V2", "device.channels_last=nhwc"], "device.channels_last=nhwc is not a layout"),
     (["rank", "--sample", "2", "proxy=synflow", "objective=mnas"], "objective.target_ms=MS"),
     (["rank", "--sample", "2", "proxy=latency", "latency.method=none"], "latency.method=none gives no latency"),
+    (["rank", "--sample", "2", "proxy=vote", "vote=synflow,params"], "odd number of proxies"),
 ])
 def test_bad_arguments(args, fragment, cli, finished_run):
     root, _ = finished_run

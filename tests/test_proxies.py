@@ -295,6 +295,28 @@ def test_plan_adds_the_members_combined_proxies_need():
         plan_proxies("rank_mean", ["synflow", "vote"])
 
 
+def test_vote_takes_the_members_it_is_given():
+    assert plan_proxies("vote").members == {"vote": ("synflow", "jacob_cov", "snip")}
+    plan = plan_proxies("vote", vote=["params", "synflow", "meco"])
+    assert plan.members == {"vote": ("params", "synflow", "meco")}
+    assert {p.name for p in plan.network} == {"params", "synflow", "meco"}
+    with pytest.raises(UserError, match="odd number"):
+        plan_proxies("vote", vote=["params", "synflow"])
+
+
+def test_az_nas_sums_log_ranks_and_swap_reg_favours_the_larger_networks():
+    from nascli.proxies.combined import az_nas, swap_reg
+
+    # rank 3 of 3 in every term: log(1) * 4 = 0, the best; rank 1 everywhere: 4 log(1/3)
+    terms = pd.DataFrame({"az_expressivity": [0.1, 0.5, 0.9], "az_progressivity": [-3.0, -2.0, -1.0],
+                          "az_trainability": [-0.9, -0.5, -0.1], "flops": [1e6, 2e6, 3e6]})
+    out = az_nas(terms, {c: 1 for c in terms})
+    assert out[2] == pytest.approx(0.0) and out[0] == pytest.approx(4 * math.log(1 / 3))
+    scores = pd.DataFrame({"swap": [100.0, 100.0], "params": [1e6, 2e6]})
+    reg = swap_reg(scores, {"swap": 1, "params": 1})
+    assert reg[1] == pytest.approx(100.0) and reg[0] == pytest.approx(100 * math.exp(-1.0 / 1.5))
+
+
 def test_combined_proxy_on_real_scores_follows_its_members(extreme_rows):
     frame = pd.DataFrame(list(extreme_rows.values()))
     combined = rank_mean(frame[["synflow", "naswot"]], {"synflow": 1, "naswot": 1})

@@ -23,7 +23,7 @@ GROUPS = ("strategy", "space", "dataset", "device", "budget", "executor")
 
 # Keys whose value is a comma-separated list (`proxy=synflow,naswot`). Hydra's grammar reads
 # a,b as a sweep, which compose() rejects, so such values are quoted before composing.
-COMMA_KEYS = {"rank": ("proxy", "rank_mean"), "correlate": ("proxy", "rank_mean")}
+COMMA_KEYS = {"rank": ("proxy", "rank_mean", "vote"), "correlate": ("proxy", "rank_mean", "vote")}
 
 
 def _quote_lists(command: str, overrides: list[str]) -> list[str]:

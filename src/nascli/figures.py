@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from nascli.proxies.base import LOWEST  # noqa: E402
+
 
 def curves_figure(history: list[dict], title: str):
     epochs = [h["epoch"] for h in history]
@@ -125,7 +127,9 @@ def correlation_figure(frame: pd.DataFrame, results: list[dict], truth: str):
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4 * rows), squeeze=False)
     for ax, r in zip(axes.flat, results, strict=False):
         x = frame[r["proxy"]].to_numpy(dtype=float)
-        shown = np.isfinite(x)  # -inf scores (a proxy's worst) are ranked but cannot be drawn
+        # -inf scores and the LOWEST sentinel (a proxy's worst, for a degenerate network) are ranked but not
+        # drawn: a point at -1.8e308 would squash every other point into one column.
+        shown = np.isfinite(x) & (x != LOWEST)
         ax.scatter(x[shown], frame[truth].to_numpy()[shown], s=10 if len(frame) > 200 else 22,
                    alpha=0.5 if len(frame) > 200 else 0.8)
         x = x[shown]
@@ -133,7 +137,8 @@ def correlation_figure(frame: pd.DataFrame, results: list[dict], truth: str):
             ax.set_xscale("log")
         ax.set_xlabel(r["proxy"] + (" (lower is better)" if r["direction"] < 0 else ""))
         ax.set_ylabel(truth)
-        ax.set_title(f"τ = {r['kendall_tau']:.3f}, ρ = {r['spearman_rho']:.3f}, n = {r['n']}")
+        hidden = f", {int((~shown).sum())} at worst not drawn" if not shown.all() else ""
+        ax.set_title(f"τ = {r['kendall_tau']:.3f}, ρ = {r['spearman_rho']:.3f}, n = {r['n']}{hidden}", fontsize=9)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()

@@ -106,6 +106,7 @@ class RankConfig:
     seed: int = 0  # network initialisation and --sample draws
     proxy: str | None = None  # proxies, comma separated (synflow,naswot,params); null: the search run's strategy
     rank_mean: str | None = None  # members of the rank_mean proxy, comma separated; null: the other proxies asked for
+    vote: str | None = None  # members of the vote proxy (an odd number), comma separated; null: synflow,jacob_cov,snip
     batches: int = 1  # data batches a data-dependent proxy averages over
     batch_size: int | None = None  # images per batch; null: each proxy's paper batch (naswot 128, others 64)
     proxies: ProxyDataConfig = field(default_factory=ProxyDataConfig)
@@ -129,6 +130,7 @@ class CorrelateConfig:
     seed: int = 0  # bootstrap resampling
     proxy: str | None = None  # proxy column(s), comma separated; null: every proxy column of the input
     rank_mean: str | None = None  # columns a requested rank_mean combines (when the run has no rank_mean column)
+    vote: str | None = None  # columns a requested vote combines; null: synflow,jacob_cov,snip
     truth: str | None = None  # truth column; null: test_acc of retrain runs, or the benchmark column of a rank run
     lower_is_better: list[str] = field(default_factory=list)  # extra columns to negate (registered proxies know)
     top_k: int = 10  # precision@K and top-K overlap

@@ -94,7 +94,7 @@ def compose_job(command: str, job: list[str], args: dict, config_dir, run_root: 
             from nascli.proxies.base import load_proxies, plan_proxies
 
             load_proxies()
-            plan_proxies(cfg.proxy, proxy_names(cfg.rank_mean))
+            plan_proxies(cfg.proxy, proxy_names(cfg.rank_mean), proxy_names(cfg.vote))
         return cfg
     if command == "retrain":
         from nascli.commands.retrain import plan_retrain

@@ -264,12 +264,13 @@ def _add_combined(cfg: DictConfig, frame: pd.DataFrame, cols: list[str], declare
     """A combined proxy asked for by name (vote, rank_mean) that the run lacks is computed from its member
     columns here, over the run's architectures, as `nas rank` would have: no re-scoring needed."""
     known = load_proxies()
-    # rank_mean=a,b on the command line recomputes even a rank_mean the run has (other members asked for).
-    wanted = [c for c in cols if c in known and known[c].combined
-              and (c not in frame.columns or (c == "rank_mean" and cfg.rank_mean))]
+    # rank_mean=a,b or vote=a,b,c on the command line recomputes even a column the run has (other members asked for).
+    chosen = {name: [m.strip() for m in str(cfg.get(name) or "").split(",") if m.strip()] for name in ("rank_mean", "vote")}
+    wanted = [c for c in cols if c in known and known[c].combined and (c not in frame.columns or chosen.get(c))]
     for name in wanted:
-        members = list(known[name].members) or [m.strip() for m in str(cfg.rank_mean or "").split(",") if m.strip()] \
-            or [c for c in cols if c in frame.columns and c not in wanted]
+        members = chosen.get(name) or list(known[name].members) or [c for c in cols if c in frame.columns and c not in wanted]
+        if name == "vote" and len(members) % 2 == 0:
+            raise UserError(f"vote=... takes a majority of an odd number of columns; got {len(members)}")
         missing = [m for m in members if m not in frame.columns]
         if missing or len(members) < 2:
             raise UserError(f"{name} combines {', '.join(members) or 'nothing'}, but the run has no column "

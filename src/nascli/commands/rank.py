@@ -99,7 +99,7 @@ def run_rank(cfg: DictConfig, *, refs: list[str], sample: int | None, search_run
         raise UserError("nothing to score with: pass proxy=NAME (e.g. proxy=synflow) or a search run directory")
     if int(cfg.chunk) < 1 or int(cfg.batches) < 1 or (cfg.batch_size is not None and int(cfg.batch_size) < 1):
         raise UserError("chunk, batches and batch_size must be positive integers")
-    plan = plan_proxies(cfg.proxy, proxy_names(cfg.rank_mean)) if cfg.proxy is not None else None
+    plan = plan_proxies(cfg.proxy, proxy_names(cfg.rank_mean), proxy_names(cfg.vote)) if cfg.proxy is not None else None
     objective = objective_of(cfg.get("objective"))
     if plan and "latency" in plan.columns and str(cfg.latency.method) == "table" and not has_table(space):
         raise UserError(f"space '{space.name}' has no per-op latency table; use latency.method=measured")

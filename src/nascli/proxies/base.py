@@ -119,14 +119,21 @@ def get_proxies(names: str | list[str]) -> list[Proxy]:
     return [PROXIES[n] for n in dict.fromkeys(names)]
 
 
-def plan_proxies(names: str | list[str], rank_mean: list[str] | None = None) -> ProxyPlan:
-    """Resolve the requested proxies, adding the network proxies that combined ones need."""
+def plan_proxies(names: str | list[str], rank_mean: list[str] | None = None, vote: list[str] | None = None) -> ProxyPlan:
+    """Resolve the requested proxies, adding the network proxies that combined ones need. `rank_mean` and `vote`
+    name those proxies' members (vote's default: its paper's three)."""
     requested = get_proxies(names)
     members: dict[str, tuple[str, ...]] = {}
     for p in requested:
         if not p.combined:
             continue
-        chosen = tuple(p.members) or tuple(rank_mean or [q.name for q in requested if not q.combined])
+        if p.name == "vote" and vote:
+            if len(vote) % 2 == 0:
+                raise UserError(f"vote=... takes a majority of an odd number of proxies; got {len(vote)}: "
+                                f"{','.join(vote)}")
+            chosen = tuple(vote)
+        else:
+            chosen = tuple(p.members) or tuple(rank_mean or [q.name for q in requested if not q.combined])
         inner = get_proxies(list(chosen))
         nested = [q.name for q in inner if q.combined]
         if nested:

@@ -36,8 +36,9 @@ def rank_mean(scores: pd.DataFrame, directions: dict[str, int]) -> np.ndarray:
 
 
 @register_combined("vote", members=VOTE_MEMBERS,
-                   about="majority vote of synflow, jacob_cov and snip (Abdelfattah et al. 2021), as a Copeland "
-                         "count: how many architectures of the set a majority of the three ranks below this one")
+                   about="majority vote of synflow, jacob_cov and snip (Abdelfattah et al. 2021), or of the odd number "
+                         "of proxies vote=a,b,c names, as a Copeland count: how many architectures of the set a "
+                         "majority of the members ranks below this one")
 def vote(scores: pd.DataFrame, directions: dict[str, int]) -> np.ndarray:
     ranks = member_ranks(scores, directions)
     valid = ~np.isnan(ranks).any(axis=1)
