@@ -110,9 +110,10 @@ def test_degenerate_cells_score_finite_and_worst(extreme_rows):
     assert extreme_rows["disconnected"]["degenerate"] == 1 and extreme_rows["all_none"]["degenerate"] == 1
     assert all(extreme_rows[c]["degenerate"] == 0 for c in ("all_skip", "all_pool", "all_conv3x3"))
     connected = ("all_skip", "all_pool", "all_conv3x3")
-    for name in FUNCTIONAL:
-        worst = max(extreme_rows[c][name] for c in ("disconnected", "all_none"))
-        best_degenerate_beats = [c for c in connected if extreme_rows[c][name] <= worst]
+    for name in FUNCTIONAL:  # the direction applied: the degenerate cells rank below every working one
+        sign = PROXIES[name].direction
+        worst = max(sign * extreme_rows[c][name] for c in ("disconnected", "all_none"))
+        best_degenerate_beats = [c for c in connected if sign * extreme_rows[c][name] <= worst]
         assert not best_degenerate_beats, f"{name}: degenerate cells score above {best_degenerate_beats}"
     # the documented worst values
     for cell in ("disconnected", "all_none"):
@@ -213,8 +214,11 @@ def test_later_proxies_agree_with_their_formulas_computed_directly(space_name):
         assert row["status"] == "ok", row
         ref = reference_row(space, arch, RGB, space.cfg.retrain, setup.data[16], names, 0)
         for name in names:
-            # grasp's second-order sums run in another order in the two-pass form
-            assert row[name] == pytest.approx(ref[name], rel=1e-3 if name == "grasp" else 1e-4, abs=1e-9), \
+            # grasp's second-order sums run in another order in the two-pass form; ZiCo divides by |g1 - g2|, which
+            # magnifies the last-bit differences of the reference's pooling kernels (1.1e-4 relative, seen with
+            # two pytest workers' thread counts)
+            loose = name in ("grasp", "zico")
+            assert row[name] == pytest.approx(ref[name], rel=1e-3 if loose else 1e-4, abs=1e-9), \
                 (name, arch.arch_id)
         assert row["swap"] == ref["swap"]  # a count: exact
 
