@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from itertools import combinations
 from pathlib import Path
 
@@ -22,10 +21,8 @@ import pandas as pd
 from scipy import stats
 
 from nascli import atomic
-from nascli.arch_io import read_arch_file
 from nascli.proxies import PROXIES, load_proxies
-from nascli.rundir import RunDir
-from nascli.spaces import get_space
+from proxy_study import first_half, load_scored  # the same split and rows as the study of every proxy
 
 SINGLES = ("synflow", "naswot", "snip", "grad_norm", "jacob_cov", "params")
 
@@ -45,17 +42,10 @@ def main() -> None:
     ap.add_argument("--out", default="bench/proxy_combinations.json")
     args = ap.parse_args()
     load_proxies()
-    run = RunDir.open(args.run)
-    frame = pd.read_csv(run.path / RunDir.ARCHS)
-    failed = int((frame["status"] != "ok").sum())
-    frame = frame[frame["status"] == "ok"].reset_index(drop=True)
+    run, frame, failed = load_scored(args.run)
     singles = [p for p in SINGLES if p in frame.columns]
-    space = get_space("nb201")
-    keys = [space.functional_key(read_arch_file(run.arch_file(a))) for a in frame["arch_id"]]
-    groups = sorted(set(keys))
-    random.Random(args.seed).shuffle(groups)
-    first = set(groups[: len(groups) // 2])
-    halves = {"A": frame[[k in first for k in keys]], "B": frame[[k not in first for k in keys]]}
+    in_first = first_half(run, frame, args.seed)
+    halves = {"A": frame[in_first], "B": frame[~in_first]}
     subsets = [c for size in range(2, len(singles) + 1) for c in combinations(singles, size)]
     doc = {"run": str(run.path), "truth": args.truth, "n": len(frame), "failed": failed, "split_seed": args.seed,
            "halves": {h: len(f) for h, f in halves.items()}, "candidates": len(subsets), "rule": "rank_mean",

@@ -78,6 +78,24 @@ def paired_delta(a: np.ndarray, b: np.ndarray, truth: np.ndarray, seed: int) -> 
             "ci": [round(v, 4) for v in _percentile_interval((a, b, truth), delta, RESAMPLES, 0.95, seed)]}
 
 
+def load_scored(path: str) -> tuple[RunDir, pd.DataFrame, int]:
+    """A rank run's rows that scored (status ok), and how many failed."""
+    run = RunDir.open(path)
+    frame = pd.read_csv(run.path / RunDir.ARCHS)
+    failed = int((frame["status"] != "ok").sum())
+    return run, frame[frame["status"] == "ok"].reset_index(drop=True), failed
+
+
+def first_half(run: RunDir, frame: pd.DataFrame, seed: int) -> np.ndarray:
+    """A seeded half of the cells by functional group (cells equal up to dead edges stay on one side)."""
+    space = get_space("nb201")
+    keys = [space.functional_key(read_arch_file(run.arch_file(a))) for a in frame["arch_id"]]
+    groups = sorted(set(keys))
+    random.Random(seed).shuffle(groups)
+    first = set(groups[: len(groups) // 2])
+    return np.array([k in first for k in keys])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="a rank run of NB201 cells with its benchmark truth column")
@@ -87,10 +105,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench/proxy_study.json")
     args = ap.parse_args()
     load_proxies()
-    run = RunDir.open(args.run)
-    frame = pd.read_csv(run.path / RunDir.ARCHS)
-    failed = int((frame["status"] != "ok").sum())
-    frame = frame[frame["status"] == "ok"].reset_index(drop=True)
+    run, frame, failed = load_scored(args.run)
     singles = [p for p, proxy in PROXIES.items() if p in frame.columns and not proxy.combined and p not in LEFT_OUT]
     combined = [p for p, proxy in PROXIES.items() if p in frame.columns and proxy.combined]
     truth = frame[args.truth].to_numpy(dtype=float)
@@ -112,12 +127,7 @@ def main() -> None:
         table["rank_mean"]["members"] = list(REFERENCE)
 
     # the combination search on halves
-    space = get_space("nb201")
-    keys = [space.functional_key(read_arch_file(run.arch_file(a))) for a in frame["arch_id"]]
-    groups = sorted(set(keys))
-    random.Random(args.seed).shuffle(groups)
-    first = set(groups[: len(groups) // 2])
-    in_first = np.array([k in first for k in keys])
+    in_first = first_half(run, frame, args.seed)
     halves = {"A": Half(frame[in_first], singles, args.truth), "B": Half(frame[~in_first], singles, args.truth)}
     pool = [p for p in singles]
     candidates = [("rank_mean", s) for size in range(2, 6) for s in combinations(pool, size)]

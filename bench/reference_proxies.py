@@ -234,6 +234,18 @@ def zico(model, batches, shape):
     return float(np.mean(values))
 
 
+def _forward_hooked(model, x, modules, hook):
+    """One training-mode forward without gradients with `hook` on `modules`."""
+    model.train()
+    hooks = [m.register_forward_hook(hook) for m in modules]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def meco(model, batches, shape):
     values = []
     for x, _ in batches:
@@ -249,14 +261,7 @@ def meco(model, batches, shape):
                 corr[torch.isinf(corr)] = 0
                 terms.append(float(torch.min(torch.real(torch.linalg.eigvals(corr)))))
 
-        model.train()
-        hooks = [m.register_forward_hook(hook) for m in model.modules()]
-        try:
-            with torch.no_grad():
-                model(x)
-        finally:
-            for h in hooks:
-                h.remove()
+        _forward_hooked(model, x, list(model.modules()), hook)
         values.append(sum(terms))
     return float(np.mean(values))
 
@@ -270,14 +275,7 @@ def swap(model, batches, shape):
             if inputs[0].dim() == 4:
                 feats.append(output.detach().reshape(n, -1).clone())
 
-        model.train()
-        hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
-        try:
-            with torch.no_grad():
-                model(x)
-        finally:
-            for h in hooks:
-                h.remove()
+        _forward_hooked(model, x, [m for m in model.modules() if isinstance(m, nn.ReLU)], hook)
         patterns = torch.sign(torch.cat(feats, dim=1)).T
         values.append(float(torch.unique(patterns, dim=0).shape[0]))
     return float(np.mean(values))
