@@ -73,13 +73,7 @@ def naswot(model, batches, shape):
             codes = (inputs[0].detach().reshape(n, -1) > 0).double()
             kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
 
-        hooks = [m.register_forward_pre_hook(count) for m in model.modules() if isinstance(m, nn.ReLU)]
-        try:
-            with torch.no_grad():
-                model(x)
-        finally:
-            for h in hooks:
-                h.remove()
+        _forward_hooked(model, x, [m for m in model.modules() if isinstance(m, nn.ReLU)], count, pre=True)
         sign, logdet = torch.linalg.slogdet(kernel)
         values.append(float(logdet) if float(sign) > 0 else float("-inf"))
     return float(np.mean(values))
@@ -234,10 +228,10 @@ def zico(model, batches, shape):
     return float(np.mean(values))
 
 
-def _forward_hooked(model, x, modules, hook):
-    """One training-mode forward without gradients with `hook` on `modules`."""
+def _forward_hooked(model, x, modules, hook, pre=False):
+    """One training-mode forward without gradients with `hook` on `modules` (a pre-hook: it sees their inputs)."""
     model.train()
-    hooks = [m.register_forward_hook(hook) for m in modules]
+    hooks = [m.register_forward_pre_hook(hook) if pre else m.register_forward_hook(hook) for m in modules]
     try:
         with torch.no_grad():
             model(x)
