@@ -20,6 +20,7 @@ from nascli.correlation import correlate, seed_ceiling, tau_difference
 from nascli.errors import UserError
 from nascli.figures import correlation_figure, correlation_markdown
 from nascli.proxies import load_proxies
+from nascli.proxies.base import odd_vote
 from nascli.results import BENCH_PREFIX
 from nascli.retrain_identity import device_type, differing, result_settings, settings_hash
 from nascli.rundir import RunDir, read_results_csv
@@ -269,8 +270,8 @@ def _add_combined(cfg: DictConfig, frame: pd.DataFrame, cols: list[str], declare
     wanted = [c for c in cols if c in known and known[c].combined and (c not in frame.columns or chosen.get(c))]
     for name in wanted:
         members = chosen.get(name) or list(known[name].members) or [c for c in cols if c in frame.columns and c not in wanted]
-        if name == "vote" and len(members) % 2 == 0:
-            raise UserError(f"vote=... takes a majority of an odd number of columns; got {len(members)}")
+        if name == "vote":
+            odd_vote(members)
         missing = [m for m in members if m not in frame.columns]
         if missing or len(members) < 2:
             raise UserError(f"{name} combines {', '.join(members) or 'nothing'}, but the run has no column "

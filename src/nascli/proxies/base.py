@@ -119,6 +119,14 @@ def get_proxies(names: str | list[str]) -> list[Proxy]:
     return [PROXIES[n] for n in dict.fromkeys(names)]
 
 
+def odd_vote(members: list[str]) -> list[str]:
+    """vote's members as given; a majority needs an odd number of them (UserError otherwise)."""
+    if len(members) % 2 == 0:
+        raise UserError(f"vote=... takes a majority of an odd number of proxies; got {len(members)}: "
+                        f"{','.join(members)}")
+    return members
+
+
 def plan_proxies(names: str | list[str], rank_mean: list[str] | None = None, vote: list[str] | None = None) -> ProxyPlan:
     """Resolve the requested proxies, adding the network proxies that combined ones need. `rank_mean` and `vote`
     name those proxies' members (vote's default: its paper's three)."""
@@ -128,10 +136,7 @@ def plan_proxies(names: str | list[str], rank_mean: list[str] | None = None, vot
         if not p.combined:
             continue
         if p.name == "vote" and vote:
-            if len(vote) % 2 == 0:
-                raise UserError(f"vote=... takes a majority of an odd number of proxies; got {len(vote)}: "
-                                f"{','.join(vote)}")
-            chosen = tuple(vote)
+            chosen = tuple(odd_vote(vote))
         else:
             chosen = tuple(p.members) or tuple(rank_mean or [q.name for q in requested if not q.combined])
         inner = get_proxies(list(chosen))

@@ -12,13 +12,9 @@ import numpy as np
 import torch
 
 from nascli.proxies.base import LOWEST, register_proxy
-from nascli.proxies.probe import Probe, TrainPass
+from nascli.proxies.probe import Probe, mean_over_passes
 
 EPE_K = 1e-5
-
-
-def _per_pass(passes: list[TrainPass], score, worst: float) -> float:
-    return float(np.mean([worst if p.constant_output else score(p) for p in passes]))
 
 
 @register_proxy("fisher", uses=("output_grads",),
@@ -26,7 +22,7 @@ def _per_pass(passes: list[TrainPass], score, worst: float) -> float:
                       "(sum over positions of a * dL/da)^2 (Turner et al. 2020)",
                 degenerate="0 (no gradient reaches any layer output), the least possible")
 def fisher(probe: Probe, batch_size: int) -> float:
-    return _per_pass(probe.passes(batch_size), lambda p: p.fisher, 0.0)
+    return mean_over_passes(probe.passes(batch_size), lambda p: p.fisher, 0.0)
 
 
 @register_proxy("grasp", uses=("hessian_grad",),
@@ -34,14 +30,14 @@ def fisher(probe: Probe, batch_size: int) -> float:
                       "(Wang et al. 2020, as NASLib signs it)",
                 degenerate="the lowest finite float (grasp has no least value; the code's 0 lies mid-range)")
 def grasp(probe: Probe, batch_size: int) -> float:
-    return _per_pass(probe.passes(batch_size), lambda p: p.grasp, LOWEST)
+    return mean_over_passes(probe.passes(batch_size), lambda p: p.grasp, LOWEST)
 
 
 @register_proxy("plain", uses=("loss_grads",),
                 about="sum theta * dL/dtheta over conv/linear weights (no absolute value)",
                 degenerate="the lowest finite float (plain has no least value; the code's 0 lies mid-range)")
 def plain(probe: Probe, batch_size: int) -> float:
-    return _per_pass(probe.passes(batch_size), lambda p: p.plain, LOWEST)
+    return mean_over_passes(probe.passes(batch_size), lambda p: p.plain, LOWEST)
 
 
 @register_proxy("l2_norm", uses=("weights",),
@@ -58,7 +54,7 @@ def l2_norm(probe: Probe, batch_size: int) -> float:
                       "Jacobians; score = sum over class pairs |s_c - s_c'| / classes (Lopes et al. 2021)",
                 degenerate="0 (every class alike), the least possible")
 def epe_nas(probe: Probe, batch_size: int) -> float:
-    return _per_pass(probe.passes(batch_size), lambda p: epe_nas_score(p.input_jacobian, p.labels), 0.0)
+    return mean_over_passes(probe.passes(batch_size), lambda p: epe_nas_score(p.input_jacobian, p.labels), 0.0)
 
 
 def epe_nas_score(jacobian: torch.Tensor, labels: torch.Tensor) -> float:

@@ -177,6 +177,11 @@ class Probe:
         return self._blocks[key]
 
 
+def mean_over_passes(passes: list[TrainPass], score, worst: float) -> float:
+    """A proxy's mean over its batches' passes: `score(pass)`, or `worst` where the output ignores the input."""
+    return float(np.mean([worst if p.constant_output else score(p) for p in passes]))
+
+
 def _logits(out):
     # Networks with an auxiliary head return (logits, aux) while training.
     return out[0] if isinstance(out, tuple) else out
@@ -386,7 +391,7 @@ def _block_pass(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -
             terms.append(-math.inf)
             continue
         signs = torch.bernoulli(torch.full(f_out.shape, 0.5), generator=generator).mul_(2).sub_(1)
-        signs = signs.to(f_out.device, f_out.dtype).contiguous(memory_format=memory_format_of_tensor(f_out))
+        signs = signs.to(f_out.device, f_out.dtype)
         (g_in,) = torch.autograd.grad(f_out, f_in, signs, retain_graph=True, allow_unused=True)
         if g_in is None:
             g_in = torch.zeros_like(f_in)
@@ -402,11 +407,6 @@ def _block_pass(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -
         terms.append(-top - 1.0 / (top + 1e-6) + 2.0)
     trainability = -abs(float(np.mean(terms)) + 0.2) if terms else 0.0
     return BlockPass(constant, expressivity, progressivity, trainability)
-
-
-def memory_format_of_tensor(t: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) \
-        and not t.is_contiguous() else torch.contiguous_format
 
 
 def _agreement(activations: torch.Tensor) -> torch.Tensor:

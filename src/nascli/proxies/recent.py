@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from nascli.proxies.base import LOWEST, register_proxy
-from nascli.proxies.probe import Probe
+from nascli.proxies.probe import Probe, mean_over_passes
 
 
 @register_proxy("zico", uses=("half_batch_grads",),
@@ -49,7 +49,7 @@ def zico_score(grads_per_half: list[list[torch.Tensor | None]]) -> float:
                       "Pearson correlation over positions (MeCo's code hooks every module)",
                 degenerate="0 (a correlation matrix's least eigenvalue is >= 0), the least possible")
 def meco(probe: Probe, batch_size: int) -> float:
-    return float(np.mean([0.0 if p.constant_output else p.meco for p in probe.passes(batch_size)]))
+    return mean_over_passes(probe.passes(batch_size), lambda p: p.meco, 0.0)
 
 
 @register_proxy("swap", uses=("relu_patterns",),
@@ -57,7 +57,7 @@ def meco(probe: Probe, batch_size: int) -> float:
                       "(sample-wise activation patterns)",
                 degenerate="0, the least possible")
 def swap(probe: Probe, batch_size: int) -> float:
-    return float(np.mean([0 if p.constant_output else p.patterns for p in probe.passes(batch_size)]))
+    return mean_over_passes(probe.passes(batch_size), lambda p: p.patterns, 0.0)
 
 
 def _az(probe: Probe, batch_size: int, term: str, worst: float) -> float:
