@@ -8,7 +8,11 @@ CIFAR-shaped input (3 x 32 x 32, 10 classes), three runners of the same weights 
 - pt2: `torch.export.load("model.pt2").module()`, what `nas export --format pt2` writes;
 - onnxruntime: an InferenceSession on `nas export --format onnx`'s file, with as many intra-op threads as torch.
 
-    python bench/export_latency.py --out bench/export_latency.json [--repeats 30]
+    python bench/export_latency.py --out bench/export_latency.json [--repeats 30] [--threads 1 2]
+
+Each thread count is its own set of rows; torch and ONNX Runtime get the same number of intra-op threads.
+ONNX Runtime's pool threads are told not to spin after a run: spinning threads would take the cores from the
+runner timed next and make nascli's and pt2's times look worse than they are.
 
 The goal (issue 33): pt2 and ONNX within 10% of nascli's latency. ratio = runner / nascli (below 1: faster).
 """
@@ -16,6 +20,7 @@ The goal (issue 33): pt2 and ONNX within 10% of nascli's latency. ratio = runner
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import sys
@@ -61,13 +66,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/export_latency.json"))
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     import onnxruntime
 
     load_space_plugins()
-    threads = torch.get_num_threads()
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
     settings = LatencySettings(repeats=args.repeats, warmup=5)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,18 +81,23 @@ def main() -> None:
             write_pt2(source, folder)
             write_onnx(source, folder)
             program = torch.export.load(folder / "model.pt2").module()
-            session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
-                                                   providers=["CPUExecutionProvider"])
-            for batch in args.batches:
+            for threads, batch in [(t, b) for t in args.threads for b in args.batches]:
+                torch.set_num_threads(threads)
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
+                                                       providers=["CPUExecutionProvider"])
                 x = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(batch))
                 ms = time_runners(source.model, program, session, x, settings)
-                row = {"space": space_name, "arch_id": source.arch.arch_id, "batch": batch,
+                row = {"space": space_name, "arch_id": source.arch.arch_id, "threads": threads, "batch": batch,
                        "nascli_ms": round(ms[0], 3), "pt2_ms": round(ms[1], 3), "onnxruntime_ms": round(ms[2], 3),
                        "pt2_ratio": round(ms[1] / ms[0], 3), "onnxruntime_ratio": round(ms[2] / ms[0], 3)}
                 rows.append(row)
                 print(row, flush=True)
-    doc = {"bench": "export_latency", "command": "python bench/export_latency.py --out " + str(args.out),
-           "machine": {"cpu": platform.processor() or platform.machine(), "torch_threads": threads,
+    doc = {"bench": "export_latency", "command": "python bench/export_latency.py --out " + str(args.out)
+           + " --threads " + " ".join(map(str, args.threads)),
+           "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                        "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
            "settings": {"repeats": args.repeats, "warmup": 5, "input": "3x32x32 float32, NCHW",
                         "network": "each space's retrain size"},

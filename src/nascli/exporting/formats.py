@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from nascli.atomic import write_json, write_text, write_torch
+from nascli.exporting.flat_state import FlatState
 from nascli.exporting.source import ExportSource
 from nascli.exporting.standalone import ModelSource, space_exporter
 from nascli.registry import lookup, registrar
@@ -84,7 +85,8 @@ def _batch_dim():
 @export_format("pt2", about="torch.export ExportedProgram (torch.export.load(path).module())")
 def write_pt2(source: ExportSource, folder: Path) -> dict:
     path = folder / "model.pt2"
-    program = torch.export.export(source.model, (probe_images(source, 2),), dynamic_shapes=({0: _batch_dim()},))
+    program = torch.export.export(FlatState(source.model), (probe_images(source, 2),),
+                                  dynamic_shapes=({0: _batch_dim()},))
     torch.export.save(program, path)
     loaded = torch.export.load(path).module()
     return {"files": [path.name],
