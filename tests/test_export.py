@@ -286,3 +286,16 @@ def test_bad_exports_get_one_line_and_write_nothing(trained, cli, tmp_path, monk
 
     res = cli("export", "nb201:best_cifar10", "--format", "genotype", "--out", out, "--force")
     assert res.exit_code == 0 and sorted(p.name for p in out.iterdir()) == ["arch.json", "arch_str.txt", "export.json"]
+
+
+def test_a_script_without_a_main_guard_is_told_so_and_its_workers_write_nothing(tmp_path):
+    """Spawned workers import the caller's script again: an unguarded top-level nascli call would start the
+    command again in every worker. The workers stop at once, and the parent's pool names the missing guard."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("import nascli\n\nnascli.search(strategy='random', dataset='digits', budget='smoke', "
+                      "run_root='runs', **{'executor.workers': 2, 'device.threads': 1})\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("nascli.errors.UserError:") and 'if __name__ == "__main__":' in last, done.stderr[-2000:]
+    assert len(list((tmp_path / "runs" / "search").iterdir())) == 1  # the parent's run only

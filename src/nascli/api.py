@@ -91,6 +91,16 @@ class Run:
         return read_results_csv(path) if path.is_file() else None
 
 
+def _not_while_a_worker_imports_the_script() -> None:
+    """A worker process of the local pool imports the caller's script before it takes tasks: an nascli call at
+    the script's top level would run the whole command again there, writing run directories of its own. That
+    worker stops quietly (exit 2); the parent's pool then reports the missing `__main__` guard in one line."""
+    from nascli.executors.local import importing_main_in_a_worker
+
+    if importing_main_in_a_worker():
+        raise SystemExit(2)
+
+
 def load_run(path: PathLike) -> Run:
     """A finished or running run directory; UserError when `path` is not one."""
     return Run(RunDir.open(Path(path).expanduser()).path)
@@ -120,6 +130,7 @@ def search(*, run_root: PathLike = "runs", config_dir: PathLike | None = None, r
            overrides: Sequence[str] = (), argv: list[str] | None = None,
            notify: Callable[[str], None] | None = None, **settings: Any) -> Run:
     """`nas search`: search a space with a strategy; the run holds the ranking and the best arch.json."""
+    _not_while_a_worker_imports_the_script()
     from nascli.commands.search import resume_search, run_search
     from nascli.config import compose
 
@@ -140,6 +151,7 @@ def sweep(command: str = "search", *, resume: PathLike | None = None, run_root: 
     span (`seed="range(0,100)"`, `strategy="random,evolution"`); or, with `resume`, finish a killed sweep. A rank
     sweep takes `sources`/`sample`/`every` as `nas rank` does, a retrain sweep its `arch`. Returns the sweep's
     outcome (.folder, .jobs as a DataFrame, .failed, .report: the page and its summary)."""
+    _not_while_a_worker_imports_the_script()
     from nascli.sweep import SweepPlan, open_sweep, plan_sweep, run_sweep
 
     if resume is not None:
@@ -167,6 +179,7 @@ def retrain(arch: PathLike | Arch, *, seeds: Sequence[int] | None = None, run_ro
             config_dir: PathLike | None = None, overrides: Sequence[str] = (), **settings: Any) -> Run | list[Run]:
     """`nas retrain`: train an architecture from scratch (an Arch, arch.json, run directory, checkpoint or
     preset such as "darts:DARTS_V2"); one Run, or one per seed when `seeds` are given."""
+    _not_while_a_worker_imports_the_script()
     from nascli.commands.retrain import plan_retrain, run_plan
 
     items = as_overrides(overrides, settings)
@@ -183,6 +196,7 @@ def rank(*sources: PathLike, sample: int | None = None, every: bool = False, run
          notify: Callable[[str], None] | None = None, **settings: Any) -> Run:
     """`nas rank`: score architectures (run directories, arch.json or CSV files, `sample` drawn from the space,
     `every` cell of a finite space) with proxies (`proxy="synflow"`) or a search run's own estimator."""
+    _not_while_a_worker_imports_the_script()
     from nascli.commands.rank import resolve_sources, run_rank
     from nascli.config import compose
 
@@ -202,6 +216,7 @@ def correlate(source: PathLike | None = None, *, run_root: PathLike = "runs", co
               overrides: Sequence[str] = (), argv: list[str] | None = None, **settings: Any) -> Run:
     """`nas correlate`: Kendall tau, Spearman rho and Pearson r (with intervals) of scores against the truth. A
     sweep of rank runs as the source: each job correlated, τ per group with intervals (a SweepCorrelation)."""
+    _not_while_a_worker_imports_the_script()
     from nascli.commands.correlate import run_correlate
     from nascli.config import compose
     from nascli.sweep import is_sweep
@@ -220,6 +235,7 @@ def correlate(source: PathLike | None = None, *, run_root: PathLike = "runs", co
 
 def report(*runs: PathLike, run_root: PathLike = "runs") -> list[Path]:
     """`nas report`: report.html in each run (the latest run when none is named), and a comparison page."""
+    _not_while_a_worker_imports_the_script()
     from nascli.commands.report import run_report
 
     out = run_report([str(r) for r in runs], run_root=Path(run_root))
@@ -231,6 +247,7 @@ def export(arch: PathLike | Arch, format: str = "pt2", *, out: PathLike | None =
            overrides: Sequence[str] = (), argv: list[str] | None = None, **settings: Any) -> Path:
     """`nas export`: the model in `format` (pt2, onnx, state_dict, genotype) plus export.json, in a new folder;
     returns the folder."""
+    _not_while_a_worker_imports_the_script()
     from nascli.commands.export import run_export
 
     items = as_overrides(overrides, settings)

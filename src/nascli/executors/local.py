@@ -12,8 +12,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,9 +78,35 @@ class LocalExecutor(Executor):
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield pending.pop(future), future.result()
+        except BrokenProcessPool as broken:
+            raise UserError(broken_pool_message()) from broken
         finally:
             # On an interrupt, don't wait for the queue: the run's checkpoint has what finished.
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+SCRIPT_GUARD = ('a script that calls nascli must make its calls under `if __name__ == "__main__":` (worker '
+                'processes import the script again before they take tasks)')
+
+
+def importing_main_in_a_worker() -> bool:
+    """Whether this process is a spawned worker still importing the parent's main script: the moment an
+    unguarded nascli call in a script would start the whole command again. multiprocessing's own check for
+    this state reads the same flag."""
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
+
+
+def broken_pool_message() -> str:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    try:
+        unguarded = path is not None and "__main__" not in open(path, encoding="utf-8").read()
+    except OSError:
+        unguarded = False
+    if unguarded:
+        return f"a worker process of executor=local stopped while starting: {path} has no __main__ guard; {SCRIPT_GUARD}"
+    return ("a worker process of executor=local died before it finished its task (killed for memory?); "
+            "run with fewer workers (executor.workers=1) or a smaller budget")
 
 
 _WORKER: dict[str, Any] = {}
