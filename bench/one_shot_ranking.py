@@ -9,7 +9,10 @@ combinations fixed in advance, and runs `nas correlate` on it:
 - `hybrid_<name>`: rank_mean(<name>, synflow, jacob_cov, params) for every one-shot estimator, each reported
   (none is picked on these numbers);
 - paired τ differences with bootstrap intervals (`versus=`): every column against `params`, against `zc_best`,
-  and each SMASH run against its plain weight-sharing control when `--pair SMASH=PLAIN` names one.
+  and each SMASH run against its plain weight-sharing control when `--pair SMASH=PLAIN` names one;
+- with `--zc-vote a,b,c,...`: `zc_vote`, a majority vote of those zero-cost columns of the proxies run (the
+  combination issue 35 chose on one half of these cells: params,synflow,jacob_cov,meco,az_trainability), and every
+  column's paired difference to it.
 
     python bench/one_shot_ranking.py --proxies RANK_RUN --own NAME=RANK_RUN [...] [--pair A=B ...] \
         --out bench/one_shot_ranking.json      # RANK_RUN:COLUMN picks another column (the scrambled ablation)
@@ -26,7 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 from nascli import atomic
-from nascli.proxies.combined import rank_mean
+from nascli.proxies import PROXIES, load_proxies
+from nascli.proxies.base import odd_vote
+from nascli.proxies.combined import rank_mean, vote
 
 TRUTH = "bench_cifar10_test_200ep"
 ZERO_COST = ["synflow", "jacob_cov", "params"]
@@ -75,20 +80,31 @@ def main() -> None:
     parser.add_argument("--own", nargs="+", required=True, help="NAME=RANK_RUN[:COLUMN], a rank run with a run's "
                         "own score (COLUMN: another of its columns, e.g. strategy_smash_scrambled)")
     parser.add_argument("--pair", nargs="*", default=[], help="A=B: report A's τ minus B's with a paired interval")
+    parser.add_argument("--zc-vote", default=None, help="a,b,c: add zc_vote, the majority vote of these proxies")
     parser.add_argument("--top-percent", type=float, default=5.0)
     parser.add_argument("--root", type=Path, default=Path("runs"))
     parser.add_argument("--out", type=Path, default=Path("bench/one_shot_ranking.json"))
     args = parser.parse_args()
+    load_proxies()
     own = dict(item.split("=", 1) for item in args.own)
     frame = joined(args.proxies, own)
+    comparisons = ["params", "zc_best"]
+    if args.zc_vote:
+        members = odd_vote(args.zc_vote.split(","))
+        base = pd.read_csv(args.proxies / "archs.csv").set_index("arch_id")[members]
+        scores = base.loc[frame["arch_id"]].reset_index(drop=True)
+        if scores.isna().any().any():
+            raise SystemExit(f"the proxies run has no score for some cells in {members}")
+        frame["zc_vote"] = vote(scores, {m: PROXIES[m].direction for m in members})
+        comparisons.append("zc_vote")
     csv = args.out.with_suffix(".csv")
     atomic.write_csv(csv, frame)
     top_k = max(1, round(len(frame) * args.top_percent / 100))
-    columns = [*own, *(f"hybrid_{n}" for n in own), *ZERO_COST, "zc_best"]
+    columns = [*own, *(f"hybrid_{n}" for n in own), *ZERO_COST, "zc_best", *comparisons[2:]]
     out = {"n": len(frame), "degenerate": int(frame["degenerate"].sum()), "top_k": top_k, "csv": str(csv),
            "runs": {"proxies": str(args.proxies), **{k: str(v) for k, v in own.items()}}, "comparisons": {}}
-    for versus in ["params", "zc_best", *(b for _, b in (p.split("=", 1) for p in args.pair))]:
-        cols = columns if versus in ("params", "zc_best") else [a for a, b in (p.split("=", 1) for p in args.pair)
+    for versus in [*comparisons, *(b for _, b in (p.split("=", 1) for p in args.pair))]:
+        cols = columns if versus in comparisons else [a for a, b in (p.split("=", 1) for p in args.pair)
                                                                  if b == versus] + [versus]
         out["comparisons"][versus] = correlate(csv, cols, versus, args.root, top_k)
     atomic.write_json(args.out, out)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -97,11 +98,12 @@ def importing_main_in_a_worker() -> bool:
 
 
 def broken_pool_message() -> str:
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
+    """Why the pool broke, as far as the parent can tell: a main script without a `__main__` guard (its workers
+    stop on purpose, see nascli.api), else a worker that died (the kernel's OOM killer, most often)."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
     try:
-        unguarded = path is not None and "__main__" not in open(path, encoding="utf-8").read()
-    except OSError:
+        unguarded = path is not None and "__main__" not in Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         unguarded = False
     if unguarded:
         return f"a worker process of executor=local stopped while starting: {path} has no __main__ guard; {SCRIPT_GUARD}"
