@@ -2,7 +2,7 @@
 
 Why: the module that `torch.export.load(path).module()` rebuilds fetches every parameter and buffer, on every
 call, by walking the saved names through nested `nn.Module.__getattr__` calls. For nascli's deep cell networks
-(names like `blocks.1.ops.0.paths.1.0.0.weight`) that walk cost 1.0-1.4 ms per batch-1 forward on this
+(names like `blocks.1.ops.0.paths.1.0.0.weight`) that walk cost about 1-2 ms per batch-1 forward on a 2-core
 machine, 8-20% of the whole forward (bench/export_latency.py). Flat names make it one attribute per tensor.
 The arithmetic is the network's own: `torch.func.functional_call` runs the original modules on the same
 tensors, so the logits are bitwise those of the nested network.
