@@ -13,12 +13,13 @@ the dot: `budget__epochs=5`) or strings (`overrides=["strategy=snas"]`); strings
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 from omegaconf import DictConfig
@@ -27,6 +28,8 @@ from torch import nn
 from nascli.arch import Arch
 from nascli.errors import UserError
 from nascli.rundir import RunDir
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 PathLike = str | Path
 
@@ -91,14 +94,20 @@ class Run:
         return read_results_csv(path) if path.is_file() else None
 
 
-def _not_while_a_worker_imports_the_script() -> None:
+def _not_while_a_worker_imports_the_script(command: F) -> F:
     """A worker process of the local pool imports the caller's script before it takes tasks: an nascli call at
     the script's top level would run the whole command again there, writing run directories of its own. That
     worker stops quietly (exit 2); the parent's pool then reports the missing `__main__` guard in one line."""
-    from nascli.executors.local import importing_main_in_a_worker
 
-    if importing_main_in_a_worker():
-        raise SystemExit(2)
+    @functools.wraps(command)
+    def guarded(*args, **kwargs):
+        from nascli.executors.local import importing_main_in_a_worker
+
+        if importing_main_in_a_worker():
+            raise SystemExit(2)
+        return command(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
 
 
 def load_run(path: PathLike) -> Run:
@@ -126,11 +135,11 @@ def _hydra_value(value: Any) -> str:
     return str(value)
 
 
+@_not_while_a_worker_imports_the_script
 def search(*, run_root: PathLike = "runs", config_dir: PathLike | None = None, resume: str | None = None,
            overrides: Sequence[str] = (), argv: list[str] | None = None,
            notify: Callable[[str], None] | None = None, **settings: Any) -> Run:
     """`nas search`: search a space with a strategy; the run holds the ranking and the best arch.json."""
-    _not_while_a_worker_imports_the_script()
     from nascli.commands.search import resume_search, run_search
     from nascli.config import compose
 
@@ -143,6 +152,7 @@ def search(*, run_root: PathLike = "runs", config_dir: PathLike | None = None, r
     return Run(out.run.path, out)
 
 
+@_not_while_a_worker_imports_the_script
 def sweep(command: str = "search", *, resume: PathLike | None = None, run_root: PathLike = "runs",
           config_dir: PathLike | None = None, overrides: Sequence[str] = (), argv: list[str] | None = None,
           sources: Sequence[PathLike] = (), sample: int | None = None, every: bool = False,
@@ -151,7 +161,6 @@ def sweep(command: str = "search", *, resume: PathLike | None = None, run_root: 
     span (`seed="range(0,100)"`, `strategy="random,evolution"`); or, with `resume`, finish a killed sweep. A rank
     sweep takes `sources`/`sample`/`every` as `nas rank` does, a retrain sweep its `arch`. Returns the sweep's
     outcome (.folder, .jobs as a DataFrame, .failed, .report: the page and its summary)."""
-    _not_while_a_worker_imports_the_script()
     from nascli.sweep import SweepPlan, open_sweep, plan_sweep, run_sweep
 
     if resume is not None:
@@ -175,11 +184,11 @@ def sweep(command: str = "search", *, resume: PathLike | None = None, run_root: 
     return out
 
 
+@_not_while_a_worker_imports_the_script
 def retrain(arch: PathLike | Arch, *, seeds: Sequence[int] | None = None, run_root: PathLike = "runs",
             config_dir: PathLike | None = None, overrides: Sequence[str] = (), **settings: Any) -> Run | list[Run]:
     """`nas retrain`: train an architecture from scratch (an Arch, arch.json, run directory, checkpoint or
     preset such as "darts:DARTS_V2"); one Run, or one per seed when `seeds` are given."""
-    _not_while_a_worker_imports_the_script()
     from nascli.commands.retrain import plan_retrain, run_plan
 
     items = as_overrides(overrides, settings)
@@ -191,12 +200,12 @@ def retrain(arch: PathLike | Arch, *, seeds: Sequence[int] | None = None, run_ro
     return runs if seeds else runs[0]
 
 
+@_not_while_a_worker_imports_the_script
 def rank(*sources: PathLike, sample: int | None = None, every: bool = False, run_root: PathLike = "runs",
          config_dir: PathLike | None = None, overrides: Sequence[str] = (), argv: list[str] | None = None,
          notify: Callable[[str], None] | None = None, **settings: Any) -> Run:
     """`nas rank`: score architectures (run directories, arch.json or CSV files, `sample` drawn from the space,
     `every` cell of a finite space) with proxies (`proxy="synflow"`) or a search run's own estimator."""
-    _not_while_a_worker_imports_the_script()
     from nascli.commands.rank import resolve_sources, run_rank
     from nascli.config import compose
 
@@ -212,11 +221,11 @@ def rank(*sources: PathLike, sample: int | None = None, every: bool = False, run
     return Run(out.run.path, out)
 
 
+@_not_while_a_worker_imports_the_script
 def correlate(source: PathLike | None = None, *, run_root: PathLike = "runs", config_dir: PathLike | None = None,
               overrides: Sequence[str] = (), argv: list[str] | None = None, **settings: Any) -> Run:
     """`nas correlate`: Kendall tau, Spearman rho and Pearson r (with intervals) of scores against the truth. A
     sweep of rank runs as the source: each job correlated, τ per group with intervals (a SweepCorrelation)."""
-    _not_while_a_worker_imports_the_script()
     from nascli.commands.correlate import run_correlate
     from nascli.config import compose
     from nascli.sweep import is_sweep
@@ -233,21 +242,21 @@ def correlate(source: PathLike | None = None, *, run_root: PathLike = "runs", co
     return Run(out.run.path, out)
 
 
+@_not_while_a_worker_imports_the_script
 def report(*runs: PathLike, run_root: PathLike = "runs") -> list[Path]:
     """`nas report`: report.html in each run (the latest run when none is named), and a comparison page."""
-    _not_while_a_worker_imports_the_script()
     from nascli.commands.report import run_report
 
     out = run_report([str(r) for r in runs], run_root=Path(run_root))
     return [*out.pages, *([out.comparison] if out.comparison else [])]
 
 
+@_not_while_a_worker_imports_the_script
 def export(arch: PathLike | Arch, format: str = "pt2", *, out: PathLike | None = None, init: bool = False,
            force: bool = False, run_root: PathLike = "runs", config_dir: PathLike | None = None,
            overrides: Sequence[str] = (), argv: list[str] | None = None, **settings: Any) -> Path:
     """`nas export`: the model in `format` (pt2, onnx, state_dict, genotype) plus export.json, in a new folder;
     returns the folder."""
-    _not_while_a_worker_imports_the_script()
     from nascli.commands.export import run_export
 
     items = as_overrides(overrides, settings)
