@@ -63,13 +63,18 @@ def test_ranked_frame_marks_the_params_and_latency_fronts():
 
 def test_latency_is_positive_lower_is_better_and_slower_for_convolutions():
     assert PROXIES["latency"].direction == -1 and PROXIES["latency"].batch_size is None
-    cfg = compose("rank", ["space=nb201", "space.retrain.channels=8", "space.retrain.cells_per_stage=1"])
+    cfg = compose("rank", ["space=nb201", "space.retrain.channels=16", "space.retrain.cells_per_stage=1"])
     setup = ScoringSetup("nb201", OmegaConf.to_container(cfg.space), "retrain", RGB, ["latency", "params"],
                          {"latency": None, "params": None}, {}, 0, latency={"batch": 8, "repeats": 9, "warmup": 2})
     space = get_space("nb201")
-    skip, conv = score_chunk(setup, [space.make({"arch_str": s}).genotype for s in (ALL_SKIP, ALL_CONV)])
-    assert skip["status"] == conv["status"] == "ok"
-    assert 0 < skip["latency"] < conv["latency"]  # six 3x3 convolutions per cell against six identities
+    genotypes = [space.make({"arch_str": s}).genotype for s in (ALL_SKIP, ALL_CONV)]
+    # The conv cell is ~3.5x slower when the machine is quiet, but the suite runs two xdist workers on two
+    # cores: one CI run measured the skip cell at 6.6 ms against the conv cell's 4.7 ms while the other worker
+    # trained. Contention only adds time, so each cell's fastest of three measurements is compared.
+    rounds = [score_chunk(setup, genotypes) for _ in range(3)]
+    assert all(row["status"] == "ok" for pair in rounds for row in pair)
+    skip, conv = (min(pair[i]["latency"] for pair in rounds) for i in (0, 1))
+    assert 0 < skip < conv  # six 3x3 convolutions per cell against six identities
 
 
 def test_bf16_timing_runs_under_autocast():
