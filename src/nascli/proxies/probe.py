@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -62,9 +63,33 @@ class BlockPass:
     """AZ-NAS's measurements of the block (stem and cell) outputs, on its own kaiming-initialised weights."""
 
     constant_output: bool
-    expressivity: float  # mean over blocks of the feature covariance's normalised eigenvalue entropy
-    progressivity: float  # least increase of that entropy from one block to the next
     trainability: float  # -|mean over block pairs of (2 - s - 1/s) + 0.2|, s the pair's Jacobian spectral norm
+    features: list[torch.Tensor]  # the block outputs (detached): the two entropy terms read them when asked
+
+    @cached_property
+    def entropies(self) -> list[float]:
+        """Per block, the entropy of its channel covariance's normalised eigenvalues (computed on first use:
+        az_trainability alone never pays for it)."""
+        out = []
+        for f in self.features:
+            c = f.shape[1]
+            flat = f.permute(0, 2, 3, 1).reshape(-1, c).double()
+            flat = flat - flat.mean(0, keepdim=True)
+            s = torch.linalg.eigvalsh(flat.T @ flat / flat.shape[0]).clamp_min(0.0)
+            total = float(s.sum())
+            out.append(0.0 if total == 0.0 else float(-((s / total) * torch.log(s / total + 1e-8)).sum()))
+        return out
+
+    @property
+    def expressivity(self) -> float:
+        """Mean over blocks of the entropy over log(channels)."""
+        normalised = [e / math.log(f.shape[1]) for e, f in zip(self.entropies, self.features, strict=True)]
+        return float(np.mean(normalised)) if normalised else 0.0
+
+    @property
+    def progressivity(self) -> float:
+        """The least increase of the entropy from one block to the next."""
+        return float(np.min(np.diff(self.entropies))) if len(self.entropies) > 1 else 0.0
 
 
 class Probe:
@@ -372,26 +397,17 @@ def _block_pass(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -
             h.remove()
     constant = bool(torch.equal(logits, logits[:1].expand_as(logits)))
     features = [f for f in features if isinstance(f, torch.Tensor) and f.dim() == 4]
-    entropies, normalised = [], []
-    for f in features:
-        c = f.shape[1]
-        flat = f.detach().permute(0, 2, 3, 1).reshape(-1, c).double()
-        flat = flat - flat.mean(0, keepdim=True)
-        s = torch.linalg.eigvalsh(flat.T @ flat / flat.shape[0]).clamp_min(0.0)
-        total = float(s.sum())
-        entropy = 0.0 if total == 0.0 else float(-((s / total) * torch.log(s / total + 1e-8)).sum())
-        entropies.append(entropy)
-        normalised.append(entropy / math.log(c))
-    expressivity = float(np.mean(normalised)) if normalised else 0.0
-    progressivity = float(np.min(np.diff(entropies))) if len(entropies) > 1 else 0.0
     terms = []
     for i in reversed(range(1, len(features))):
         f_out, f_in = features[i], features[i - 1]
         if not (f_out.requires_grad and f_in.requires_grad):
             terms.append(-math.inf)
             continue
-        signs = torch.bernoulli(torch.full(f_out.shape, 0.5), generator=generator).mul_(2).sub_(1)
-        signs = signs.to(f_out.device, f_out.dtype)
+        # torch.rand(...) < 0.5 is the draw torch.bernoulli(0.5) makes (the same values, the same generator
+        # state after) at half its cost. The signs are stored in the output's layout: NCHW signs against a
+        # channels_last network mix layouts in every op of the backward.
+        signs = torch.rand(f_out.shape, generator=generator).lt_(0.5).mul_(2).sub_(1)
+        signs = signs.to(f_out.device, f_out.dtype).contiguous(memory_format=_layout_of(f_out))
         (g_in,) = torch.autograd.grad(f_out, f_in, signs, retain_graph=True, allow_unused=True)
         if g_in is None:
             g_in = torch.zeros_like(f_in)
@@ -406,7 +422,12 @@ def _block_pass(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -
         top = float(torch.linalg.svdvals(g_in_flat.T @ g_out_flat / (b * h * w)).max())
         terms.append(-top - 1.0 / (top + 1e-6) + 2.0)
     trainability = -abs(float(np.mean(terms)) + 0.2) if terms else 0.0
-    return BlockPass(constant, expressivity, progressivity, trainability)
+    return BlockPass(constant, trainability, [f.detach() for f in features])
+
+
+def _layout_of(t: torch.Tensor) -> torch.memory_format:
+    nhwc = t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if nhwc else torch.contiguous_format
 
 
 def _agreement(activations: torch.Tensor) -> torch.Tensor:
