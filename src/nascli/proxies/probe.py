@@ -426,6 +426,7 @@ def _block_pass(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -
 
 
 def _layout_of(t: torch.Tensor) -> torch.memory_format:
+    """How `t` is stored: channels_last only where that differs from NCHW (one channel or one position is both)."""
     nhwc = t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
     return torch.channels_last if nhwc else torch.contiguous_format
 
