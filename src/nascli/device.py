@@ -63,9 +63,12 @@ class Runtime:
 def memory_format_of(model: torch.nn.Module) -> torch.memory_format:
     """The layout a model's conv weights are stored in, so inputs made for it match (no conversion per call)."""
     weight = next((p for p in model.parameters() if p.dim() == 4), None)
-    if weight is None:
-        return torch.contiguous_format
-    nhwc = not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+    return torch.contiguous_format if weight is None else layout_of(weight)
+
+
+def layout_of(t: torch.Tensor) -> torch.memory_format:
+    """How `t` is stored: channels_last only where that differs from NCHW (one channel or one position is both)."""
+    nhwc = t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
     return torch.channels_last if nhwc else torch.contiguous_format
 
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nascli.device import memory_format_of
+from nascli.device import layout_of, memory_format_of
 from nascli.latency import LatencySettings, measure_latency_ms
 from nascli.measure import count_flops, count_params
 from nascli.proxies.base import Proxy, weight_layers
@@ -409,7 +409,7 @@ def _block_pass(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -
         # state after) at half its cost. The signs are stored in the output's layout: NCHW signs against a
         # channels_last network mix layouts in every op of the backward.
         signs = torch.rand(f_out.shape, generator=generator).lt_(0.5).mul_(2).sub_(1)
-        signs = signs.to(f_out.device, f_out.dtype).contiguous(memory_format=_layout_of(f_out))
+        signs = signs.to(f_out.device, f_out.dtype).contiguous(memory_format=layout_of(f_out))
         (g_in,) = torch.autograd.grad(f_out, f_in, signs, retain_graph=True, allow_unused=True)
         if g_in is None:
             g_in = torch.zeros_like(f_in)
@@ -425,12 +425,6 @@ def _block_pass(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -
         terms.append(-top - 1.0 / (top + 1e-6) + 2.0)
     trainability = -abs(float(np.mean(terms)) + 0.2) if terms else 0.0
     return BlockPass(constant, trainability, [f.detach() for f in features])
-
-
-def _layout_of(t: torch.Tensor) -> torch.memory_format:
-    """How `t` is stored: channels_last only where that differs from NCHW (one channel or one position is both)."""
-    nhwc = t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
-    return torch.channels_last if nhwc else torch.contiguous_format
 
 
 def _agreement(activations: torch.Tensor) -> torch.Tensor:
