@@ -9,7 +9,8 @@ run's manifest (`precision`). Reported per path: wall seconds of each run and th
 - searches: the best architecture's score (and its benchmark-table accuracy where the path has a table), and
   Kendall τ-b between the two settings' scores of the same candidates (how much the precision reorders them).
 
-    python bench/precision_paths.py [--paths retrain_digits,random_digits,...] [--out bench/precision_paths.json]
+    python bench/precision_paths.py [--paths retrain_digits,random_digits,...] [--seeds 3,4,5]
+        [--out bench/precision_paths.json]
 
 A path that needs the shared CIFAR-10 JPEG copy or the NB201 table is skipped (and listed as skipped) when they are
 absent.
@@ -90,8 +91,9 @@ def outcome(run: Path, kind: str) -> dict:
     return out
 
 
-def measure(name: str, work: Path) -> dict:
-    args, seeds, kind, needs = PATHS[name]
+def measure(name: str, work: Path, seeds: list[int] | None = None) -> dict:
+    args, default_seeds, kind, needs = PATHS[name]
+    seeds = seeds or default_seeds
     missing = [str(p) for p in needs if not p.exists()]
     if missing:
         return {"path": name, "skipped": f"missing {', '.join(missing)}"}
@@ -133,13 +135,15 @@ def main() -> None:
     parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--out", type=Path, default=Path("bench/precision_paths.json"))
     parser.add_argument("--work", type=Path, default=None, help="where the runs go (default: a temporary folder)")
+    parser.add_argument("--seeds", default=None, help="these seeds (a,b,c) instead of each path's own")
     args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     work = args.work or Path(tempfile.mkdtemp(prefix="nascli_precision_paths_"))
     work.mkdir(parents=True, exist_ok=True)
     previous = json.loads(args.out.read_text())["results"] if args.out.exists() else []
     results = {r["path"]: r for r in previous}
     for name in args.paths.split(","):
-        results[name] = measure(name, work)
+        results[name] = measure(name, work, seeds)
         print(json.dumps({k: v for k, v in results[name].items() if k != "runs"}, default=str), flush=True)
         atomic.write_json(args.out, {  # after every path: a long bench keeps what it measured
             "benchmark": "whole paths, device.amp/channels_last=auto vs float32 NCHW, alternating fresh processes",

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nascli.spaces.cell_network import reduction_layers
+from nascli.spaces.cropped_conv import DepthwiseConv
 from nascli.spaces.darts import DARTS_OPS
 from nascli.spaces.ops import FactorizedReduce, ReLUConvBN, make_op
 
@@ -18,6 +19,9 @@ class MixedOp(nn.Module):
     def __init__(self, c, stride):
         super().__init__()
         self.ops = nn.ModuleList(make_op(name, c, stride, affine=False, bn_after_pool=True) for name in DARTS_OPS)
+        for m in self.ops.modules():  # the reference runs the library's depthwise conv, all taps
+            if isinstance(m, DepthwiseConv):
+                m.__class__ = nn.Conv2d
 
     def forward(self, x, weights):
         return sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))

@@ -19,7 +19,7 @@ from torch import nn
 from nascli.measure import arch_cost
 from nascli.proxies.base import weight_layers
 from nascli.proxies.probe import positive_weights
-from nascli.spaces.pooling import reference_pooling
+from nascli.spaces.reference_kernels import reference_kernels
 
 
 def _logits(out):
@@ -105,7 +105,7 @@ REFERENCE = {"synflow": synflow, "snip": snip, "grad_norm": grad_norm, "naswot":
 def reference_row(space, arch, shape, size, batches, names: list[str], seed: int) -> dict:
     """One architecture's scores the old way: build, then every proxy from a reloaded fresh state, then the
     size columns from a second build (what `nas rank` did per architecture)."""
-    with reference_pooling():
+    with reference_kernels():
         torch.manual_seed(seed)
         model = space.build(arch, shape, size)
         fresh = {k: v.clone() for k, v in model.state_dict().items()}

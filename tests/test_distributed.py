@@ -21,7 +21,10 @@ ENV = {**os.environ, "NASCLI_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
 # strategy; it is killed and resumed for one of them (each kill test costs two more two-rank launches), and
 # every strategy's own checkpoint round trip is killed three times in one process in test_resume.py.
 RESUMED = ("snas",)
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "nascli", "search"]
+# --standalone: a free port per launch. With torchrun's fixed default (29500), two launches from the two xdist
+# workers at once met in one store, and a rank crashed (it happened once, on the smash and snas cases).
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "nascli",
+            "search"]
 
 
 def _torchrun(args: list[str], env: dict | None = None) -> subprocess.CompletedProcess:

@@ -37,6 +37,7 @@ from nascli.latency import (
     read_keyed,
 )
 from nascli.spaces.base import DataShape, SearchSpace
+from nascli.spaces.reference_kernels import KERNELS_VERSION
 
 CACHE_DIR = Path(".cache") / "latency"  # under the run root
 
@@ -99,7 +100,8 @@ class LatencyTable:
         return {"space": self.space.name, "device": self.device.type, "device_name": device_name(self.device),
                 "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": self.settings.batch,
                 "repeats": self.settings.repeats, "warmup": self.settings.warmup, "dtype": "bf16 autocast" if self.settings.bf16 else "float32",
-                "memory_format": "channels_last" if self.channels_last else "contiguous", "statistic": "median"}
+                "memory_format": "channels_last" if self.channels_last else "contiguous", "statistic": "median",
+                "kernels": KERNELS_VERSION}
 
     # -- the cache -------------------------------------------------------------------------
     @classmethod

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nascli.spaces.cropped_conv import DepthwiseConv
 from nascli.spaces.pooling import AvgPool, MaxPool
 
 
@@ -29,7 +30,7 @@ class DilConv(nn.Sequential):
     def __init__(self, c_in, c_out, kernel, stride, padding, dilation, affine=True):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
+            DepthwiseConv(c_in, kernel, stride, padding, dilation),
             nn.Conv2d(c_in, c_out, 1, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )

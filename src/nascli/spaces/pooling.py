@@ -11,36 +11,17 @@ was 38% of a NAS-Bench-201 network's forward time. Two exact rewrites:
   forward + backward 2-6x faster, equal outputs).
 
 The modules subclass nn.AvgPool2d / nn.MaxPool2d (same state_dict, same repr) and take the fast path on
-the CPU only; CUDA's pooling kernels are already fast. Inside `reference_pooling()` they call the
+the CPU only; CUDA's pooling kernels are already fast. Inside `reference_kernels()` they call the
 library kernels: the FLOP counter must see a pool (which it does not count), not a convolution.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_REFERENCE = ContextVar("nascli_reference_pooling", default=False)
-
-
-@contextmanager
-def reference_pooling() -> Iterator[None]:
-    """Run PyTorch's own pooling kernels inside this block (for FLOP counting)."""
-    token = _REFERENCE.set(True)
-    try:
-        yield
-    finally:
-        _REFERENCE.reset(token)
-
-
-def _fast(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dim() == 4 and not _REFERENCE.get()
-
+from nascli.spaces.reference_kernels import fast_path
 
 _COUNTS: dict[tuple, torch.Tensor] = {}
 
@@ -60,7 +41,7 @@ def _window_counts(h: int, w: int, k: int, stride: int, pad: int, like: torch.Te
 
 def avg_pool(x: torch.Tensor, kernel: int = 3, stride: int = 1, padding: int = 1) -> torch.Tensor:
     """F.avg_pool2d(x, kernel, stride, padding, count_include_pad=False), computed as a depthwise sum."""
-    if not _fast(x):
+    if not fast_path(x):
         return F.avg_pool2d(x, kernel, stride, padding, count_include_pad=False)
     c = x.shape[1]
     ones = torch.ones(c, 1, kernel, kernel, dtype=x.dtype)
@@ -70,7 +51,7 @@ def avg_pool(x: torch.Tensor, kernel: int = 3, stride: int = 1, padding: int = 1
 
 def max_pool(x: torch.Tensor, kernel: int = 3, stride: int = 1, padding: int = 1) -> torch.Tensor:
     """F.max_pool2d(x, kernel, stride, padding), through the fast channels_last kernel."""
-    if not _fast(x) or x.is_contiguous(memory_format=torch.channels_last):
+    if not fast_path(x) or x.is_contiguous(memory_format=torch.channels_last):
         return F.max_pool2d(x, kernel, stride, padding)
     out = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), kernel, stride, padding)
     return out.contiguous()

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nascli.spaces.cropped_conv import cropped_conv2d
 from nascli.spaces.darts import DARTS_OPS
 from nascli.spaces.pooling import avg_pool, max_pool
 from nascli.supernet.depthwise import depthwise, selector, tap_index, use_dense
@@ -126,7 +127,7 @@ class DartsEdgeGroup(EdgeGroup):
         outs = []
         for (_, k, dil), weight in zip(CONV_KINDS, self.dw1, strict=True):
             kernel = weight.permute(1, 0, 2).reshape(c * e, 1, k, k)  # output channel = ch * E + edge
-            o = F.conv2d(r, kernel, stride=self.stride, padding=dil * (k - 1) // 2, dilation=dil, groups=c)
+            o = cropped_conv2d(r, kernel, None, self.stride, dil * (k - 1) // 2, dil, c)
             ho, wo = o.shape[-2:]
             outs.append(o.view(n, c, e, ho * wo).permute(2, 0, 3, 1))  # E x N x P x C
         return torch.stack(outs).reshape(len(outs) * e, n * ho * wo, c), (ho, wo)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
+
+from nascli.spaces.cropped_conv import cropped_conv2d
 
 
 @lru_cache(maxsize=256)
@@ -103,7 +104,7 @@ def depthwise(x: torch.Tensor, weight: torch.Tensor, k: int, dilation: int, stri
     algo = algorithm(h, w, k, dilation, max_pixels)
     if algo == "conv":
         pad = dilation * (k - 1) // 2
-        return F.conv2d(x, weight.view(g, 1, k, k), stride=stride, padding=pad, dilation=dilation, groups=g)
+        return cropped_conv2d(x, weight.view(g, 1, k, k), None, stride, pad, dilation, g)
     index, ho, wo = tap_index(h, w, k, dilation, stride, x.device)
     mats = dense_maps(weight, index)  # G x P_out x P_in
     if algo == "mulsum":

@@ -17,6 +17,7 @@ from torch import nn
 
 from nascli.arch import Arch
 from nascli.spaces.base import DataShape
+from nascli.spaces.cropped_conv import reaching_taps
 from nascli.spaces.membank import op_channels, path_shapes
 from nascli.strategies.smash.encoding import Encoder
 
@@ -47,9 +48,10 @@ def reach(k: int, d: int, size: int) -> int:
 
     Taps farther than size - 1 from the centre only ever multiply zero padding, so cutting them
     gives the same output for less work: on digits' 4x4 and 2x2 blocks a 7x7 conv with dilation 3
-    shrinks to 3x3 and 1x1.
+    shrinks to 3x3 and 1x1. With 'same' padding the taps kept are a centred square.
     """
-    return min(k, 2 * ((size - 1) // d) + 1)
+    first, last = reaching_taps(size, k, d, d * (k - 1) // 2)
+    return last - first + 1
 
 
 def reaching(w: torch.Tensor, k: int, d: int, size: tuple[int, int]) -> torch.Tensor:

@@ -38,7 +38,7 @@ from nascli.strategies.snas.penalty import PenaltyConfig, ResourcePenalty, check
 from nascli.strategies.snas.relaxation import entropy, gumbel_like, sample, temperature
 from nascli.supernet import Supernet, build_supernet
 from nascli.supernet.evaluate import child_accuracy, child_score, supernet_accuracy
-from nascli.train import drawn_batches, make_loader
+from nascli.train import clip_gradients, drawn_batches, make_loader, sgd
 
 
 @dataclass
@@ -197,7 +197,7 @@ class Snas(TrainedStrategy):
         penalty = self._penalty(ctx)
         loader, alpha_loader, calib, val = self._loaders(ctx)
         epochs = int(cfg.epochs)
-        opt_w = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        opt_w = sgd(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, T_max=epochs, eta_min=cfg.lr_min)
         # One alpha optimiser, whatever the device count (the reference used SGD on one GPU, Adam on many).
         if cfg.alpha_optimizer == "adam":
@@ -290,7 +290,7 @@ class Snas(TrainedStrategy):
                     opt_a.zero_grad(set_to_none=True)
                     loss.backward()
                     distributed.average_gradients([*net.parameters(), *alphas.values()])
-                    nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+                    clip_gradients(net.parameters(), cfg.grad_clip)
                     opt_w.step()
                     if not cfg.bilevel:
                         nn.utils.clip_grad_norm_(alphas.values(), cfg.alpha_grad_clip)
@@ -326,7 +326,7 @@ class Snas(TrainedStrategy):
         opt_w.zero_grad(set_to_none=True)
         ce.backward()
         distributed.average_gradients(net.parameters())
-        nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip)
+        clip_gradients(net.parameters(), self.cfg.grad_clip)
         opt_w.step()
         return ce, ce, torch.zeros(()), logits
 
