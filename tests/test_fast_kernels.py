@@ -8,6 +8,7 @@ import itertools
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from nascli.arch_io import resolve_arch
 from nascli.config import compose
@@ -21,17 +22,18 @@ from nascli.spaces.reference_kernels import reference_kernels
 # (kernel, dilation, padding) of DARTS's depthwise convs (sep_conv_3x3/5x5/7x7, dil_conv_3x3/5x5), and one
 # with less padding than "same".
 DEPTHWISE = [(3, 1, 1), (5, 1, 2), (7, 1, 3), (3, 2, 2), (5, 2, 4), (5, 1, 1)]
+SIZES = [(1, 1), (2, 2), (3, 5), (4, 4), (7, 7), (8, 8)]
+# Every kernel on every map where at least one output window fits (nn.Conv2d refuses the others too).
+CASES = [(k, d, p, size) for k, d, p in DEPTHWISE for size in SIZES
+         if all(s + 2 * p - d * (k - 1) >= 1 for s in size)]
 
 
-@pytest.mark.parametrize(("kernel", "dilation", "padding"), DEPTHWISE)
+@pytest.mark.parametrize(("kernel", "dilation", "padding", "size"), CASES)
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 5), (4, 4), (7, 7), (8, 8)])
-def test_depthwise_conv_equals_the_full_kernel_in_outputs_and_gradients(kernel, dilation, padding, stride, size):
+def test_depthwise_conv_equals_the_full_kernel_in_outputs_and_gradients(kernel, dilation, padding, size, stride):
     torch.manual_seed(0)
     conv = DepthwiseConv(4, kernel, stride, padding, dilation).double()
     x = torch.randn(3, 4, *size, dtype=torch.float64, requires_grad=True)
-    if any(s + 2 * padding - dilation * (kernel - 1) < 1 for s in size):
-        return  # no output window fits: nn.Conv2d refuses this input too
     out = conv(x)
     with reference_kernels():
         ref = conv(x)
@@ -49,6 +51,7 @@ def test_reaching_taps_drop_only_taps_that_read_padding_everywhere():
     assert reaching_taps(4, 5, 2, 4) == (1, 3)  # offsets -2, 0, 2
     assert reaching_taps(2, 5, 2, 4) == (2, 2)  # the centre alone
     assert reaching_taps(2, 5, 1, 2) == (1, 3)  # the central 3x3
+    assert reaching_taps(1, 3, 1, 5) == (0, 2)  # no tap reaches the image: the kernel stays whole
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
@@ -80,6 +83,11 @@ def test_the_flop_counter_counts_the_nominal_kernels():
     plain = nn.Sequential(nn.Conv2d(8, 8, 5, 1, 4, dilation=2, groups=8, bias=False))
     shape = DataShape(8, 2, 2, 10)
     assert count_flops(conv, shape) == count_flops(plain, shape) == 2 * 8 * 25 * 4
+    # ...while the fast path really runs the centre tap alone there.
+    counter = FlopCounterMode(display=False)
+    with counter:
+        conv(torch.randn(1, 8, 2, 2))
+    assert counter.get_total_flops() == 2 * 8 * 1 * 4
 
 
 def test_a_darts_network_on_digits_gives_the_library_kernels_logits():

@@ -8,7 +8,7 @@ padding) leaves every output the same, and every gradient too (a dropped tap's g
 way). It matters on the CPU because oneDNN's backward for large and dilated depthwise kernels is slow at these
 sizes: on [64, 64, 2, 2] a dilated 5x5 took 2.3 ms for its weight gradient against 0.2 ms for a 3x3. DARTS
 cells on 8x8 digits reach 4x4 and 2x2 after their reductions; one training step of the `make run` cell got
-1.3x faster, measured in `bench/depthwise_crop.py`.
+1.3x faster, measured in `bench/cropped_conv.py`.
 
 `cropped_conv2d` serves any convolution (the SNAS supernet's grouped kernels, SMASH's generated ones);
 `DepthwiseConv` subclasses nn.Conv2d (same state_dict, same repr) for the DARTS-family ops. Inside
@@ -30,7 +30,9 @@ def reaching_taps(size: int, kernel: int, dilation: int, padding: int) -> tuple[
     every output position, whatever the stride."""
     offsets = [dilation * tap - padding for tap in range(kernel)]
     inside = [tap for tap, off in enumerate(offsets) if -(size - 1) <= off <= size - 1]
-    return inside[0], inside[-1]
+    # No tap reaching the image (padding wider than the kernel's reach) leaves the kernel whole: the library
+    # conv then computes the all-padding windows as it always did.
+    return (inside[0], inside[-1]) if inside else (0, kernel - 1)
 
 
 def _pair(v) -> tuple[int, int]:
