@@ -17,6 +17,8 @@ cells on 8x8 digits reach 4x4 and 2x2 after their reductions; one training step 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,6 +26,7 @@ from torch import nn
 from nascli.spaces.reference_kernels import fast_path
 
 
+@lru_cache(maxsize=1024)  # on every forward of every conv: a network has few distinct (size, kernel) pairs
 def reaching_taps(size: int, kernel: int, dilation: int, padding: int) -> tuple[int, int]:
     """The first and last tap (0 .. kernel-1) whose offset from the output position, dilation * tap - padding,
     can land inside an input of `size` pixels (|offset| <= size - 1); taps outside that range read padding at
