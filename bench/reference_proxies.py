@@ -276,9 +276,10 @@ def swap(model, batches, shape):
 
 
 def _az_pass(model, x, seed_index):
-    """AZ-NAS from its code's formulas: re-initialise, hook the stem and cells, then the 'straight-forward way'
-    (a batched outer product) for each block's Jacobian matrix."""
+    """AZ-NAS from its code's formulas: standard normal input of the batch's shape, re-initialise, hook the stem
+    and cells, then the 'straight-forward way' (a batched outer product) for each block's Jacobian matrix."""
     g = torch.Generator().manual_seed(seed_index)
+    x = torch.randn(x.shape, generator=g)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -299,7 +300,7 @@ def _az_pass(model, x, seed_index):
     finally:
         for h in hooks:
             h.remove()
-    ents, expr = [], []
+    ents = []
     for f in feats:
         b, c, h, w = f.shape
         feat = f.detach().permute(0, 2, 3, 1).contiguous().view(b * h * w, c).double()
@@ -308,7 +309,6 @@ def _az_pass(model, x, seed_index):
         p = s / s.sum()
         e = float((-p * torch.log(p + 1e-8)).sum())
         ents.append(e)
-        expr.append(e / np.log(c))
     scores = []
     for i in reversed(range(1, len(feats))):
         f_out, f_in = feats[i], feats[i - 1]
@@ -323,7 +323,7 @@ def _az_pass(model, x, seed_index):
         mat = torch.bmm(gi, go).mean(dim=0)
         top = float(torch.linalg.svdvals(mat).max())
         scores.append(-top - 1 / (top + 1e-6) + 2)
-    return np.mean(expr), np.min(np.array(ents[1:]) - np.array(ents[:-1])), -abs(np.mean(scores) + 0.2)
+    return np.sum(ents), np.min(np.array(ents[1:]) - np.array(ents[:-1])), np.mean(scores)
 
 
 def _az(term):

@@ -64,7 +64,7 @@ class BlockPass:
     """AZ-NAS's measurements of the block (stem and cell) outputs, on its own kaiming-initialised weights."""
 
     constant_output: bool
-    trainability: float  # -|mean over block pairs of (2 - s - 1/s) + 0.2|, s the pair's Jacobian spectral norm
+    trainability: float  # mean over block pairs of (2 - s - 1/s), s the pair's Jacobian spectral norm
     features: list[torch.Tensor]  # the block outputs (detached): the two entropy terms read them when asked
 
     @cached_property
@@ -83,9 +83,8 @@ class BlockPass:
 
     @property
     def expressivity(self) -> float:
-        """Mean over blocks of the entropy over log(channels)."""
-        normalised = [e / math.log(f.shape[1]) for e, f in zip(self.entropies, self.features, strict=True)]
-        return float(np.mean(normalised)) if normalised else 0.0
+        """The sum over blocks of the entropy (AZ-NAS's code sums the raw entropies: a wider stage can add more)."""
+        return float(np.sum(self.entropies))
 
     @property
     def progressivity(self) -> float:
@@ -198,7 +197,11 @@ class Probe:
             self.restore()
             x, _ = self.data[batch_size][index]
             generator = torch.Generator().manual_seed(self.seed * 1000 + index)
-            self._blocks[key] = _block_pass(self.model, x, generator)
+            # AZ-NAS's code scores NB201 on standard normal noise of the batch's shape, not on images (its
+            # notebook lists az_nas among the random-input proxies): the batch gives the shape and layout only.
+            noise = torch.randn(x.shape, generator=generator)
+            noise = noise.to(x.device, torch.float32).contiguous(memory_format=layout_of(x))
+            self._blocks[key] = _block_pass(self.model, noise, generator)
             self._dirty = True
         return self._blocks[key]
 
@@ -423,7 +426,7 @@ def _block_pass(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -
         g_in_flat = g_in.detach().permute(0, 2, 3, 1).reshape(-1, g_in.shape[1]).double()
         top = float(torch.linalg.svdvals(g_in_flat.T @ g_out_flat / (b * h * w)).max())
         terms.append(-top - 1.0 / (top + 1e-6) + 2.0)
-    trainability = -abs(float(np.mean(terms)) + 0.2) if terms else 0.0
+    trainability = float(np.mean(terms)) if terms else 0.0
     return BlockPass(constant, trainability, [f.detach() for f in features])
 
 

@@ -69,8 +69,8 @@ def _az(probe: Probe, batch_size: int, term: str, worst: float) -> float:
 
 
 @register_proxy("az_expressivity", uses=("block_features",),
-                about="AZ-NAS: mean over blocks of the entropy of the block output's normalised covariance "
-                      "eigenvalues over log(channels)",
+                about="AZ-NAS: sum over the stem and cells of the entropy of the block output's normalised "
+                      "channel-covariance eigenvalues, on standard normal input (its code's NB201 input)",
                 degenerate="0 (no feature varies), the least possible")
 def az_expressivity(probe: Probe, batch_size: int) -> float:
     return _az(probe, batch_size, "expressivity", 0.0)
@@ -84,7 +84,7 @@ def az_progressivity(probe: Probe, batch_size: int) -> float:
 
 
 @register_proxy("az_trainability", uses=("block_features",),
-                about="AZ-NAS: -|mean over consecutive blocks of (2 - s - 1/s) + 0.2|, s the spectral norm of the "
+                about="AZ-NAS: mean over consecutive blocks of (2 - s - 1/s), s the spectral norm of the "
                       "block's Jacobian estimated with random-sign gradients",
                 degenerate="the lowest finite float (as the code's -inf for an identity block)")
 def az_trainability(probe: Probe, batch_size: int) -> float:
