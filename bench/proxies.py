@@ -51,12 +51,15 @@ SETS = {
 NB201_CELLS = 15625
 
 
-def nb201_bench(description: str, out: str, cells: int):
-    """Parse --out/--cells, use one thread, and load the NB201 space, its data (CIFAR-10 JPEG when
-    ../shared has it, else digits) and `cells` uniformly sampled cells (seed 0)."""
+def nb201_bench(description: str, out: str, cells: int, proxies: str | None = None):
+    """Parse --out/--cells (and --proxies, a comma list, when a default is given), use one thread, and load the
+    NB201 space, its data (CIFAR-10 JPEG when ../shared has it, else digits) and `cells` uniformly sampled cells
+    (seed 0)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--out", default=out)
     ap.add_argument("--cells", type=int, default=cells)
+    if proxies is not None:
+        ap.add_argument("--proxies", default=proxies, help="comma-separated network proxies")
     args = ap.parse_args()
     torch.set_num_threads(1)
     tarball = SHARED / "datasets" / "cifar10-jpeg.tar.gz"
