@@ -279,7 +279,7 @@ def _az_pass(model, x, seed_index):
     """AZ-NAS from its code's formulas: standard normal input of the batch's shape, re-initialise, hook the stem
     and cells, then the 'straight-forward way' (a batched outer product) for each block's Jacobian matrix."""
     g = torch.Generator().manual_seed(seed_index)
-    x = torch.randn(x.shape, generator=g)
+    noise = torch.randn(x.shape, generator=g)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -296,7 +296,7 @@ def _az_pass(model, x, seed_index):
     blocks = [model.stem, *model.cells]
     hooks = [b.register_forward_hook(lambda mod, i, o: feats.append(o)) for b in blocks]
     try:
-        model(x)
+        model(noise)
     finally:
         for h in hooks:
             h.remove()

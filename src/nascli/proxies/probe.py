@@ -197,11 +197,7 @@ class Probe:
             self.restore()
             x, _ = self.data[batch_size][index]
             generator = torch.Generator().manual_seed(self.seed * 1000 + index)
-            # AZ-NAS's code scores NB201 on standard normal noise of the batch's shape, not on images (its
-            # notebook lists az_nas among the random-input proxies): the batch gives the shape and layout only.
-            noise = torch.randn(x.shape, generator=generator)
-            noise = noise.to(x.device, torch.float32).contiguous(memory_format=layout_of(x))
-            self._blocks[key] = _block_pass(self.model, noise, generator)
+            self._blocks[key] = _block_pass(self.model, x, generator)
             self._dirty = True
         return self._blocks[key]
 
@@ -390,13 +386,16 @@ def _block_pass(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -
     """AZ-NAS (Lee and Ham, 2024), following its code: expressivity and progressivity from the eigenvalues of each
     block output's channel covariance over images and positions; trainability from the spectral norm of each
     block's Jacobian, estimated with a random-sign backward from the block's output to its input."""
+    # AZ-NAS's code scores NB201 on standard normal noise of the batch's shape, not on images (its notebook lists
+    # az_nas among the random-input proxies): `x` gives the shape and layout only.
+    noise = torch.randn(x.shape, generator=generator).to(x.device).contiguous(memory_format=layout_of(x))
     _kaiming_fan_in(model, generator)
     model.train()
     features: list[torch.Tensor] = []
     hooks = [m.register_forward_hook(lambda module, inputs, output: features.append(output))
              for m in _block_modules(model)]
     try:
-        logits = _logits(model(x.detach().float()))
+        logits = _logits(model(noise))
     finally:
         for h in hooks:
             h.remove()
